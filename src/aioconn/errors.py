@@ -1,0 +1,73 @@
+"""The exception hierarchy: one root, shallow families, each also a built-in users already catch."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConnectError",
+    "ConnectTimeout",
+    "ConnectionClosed",
+    "Error",
+    "LeakWarning",
+    "PoolClosed",
+    "PoolError",
+    "PoolTimeout",
+    "ProtocolError",
+    "ReadTimeout",
+    "TooManyWaiters",
+    "WriteTimeout",
+]
+
+
+class Error(Exception):
+    """Root of every exception aioconn raises on purpose."""
+
+
+class ConnectError(Error, ConnectionError):
+    """Opening a connection failed.
+
+    ``attempts`` lists ``(address, reason)`` for every address that was tried, in order.
+    """
+
+    def __init__(self, message: str, *, attempts: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+
+
+class ConnectTimeout(ConnectError, TimeoutError):
+    """Opening a connection (resolution, TCP handshake and TLS handshake) exceeded its deadline."""
+
+
+class ReadTimeout(Error, TimeoutError):
+    """A read did not complete within its deadline. The connection is marked broken."""
+
+
+class WriteTimeout(Error, TimeoutError):
+    """A write (including waiting for the peer to drain) exceeded its deadline."""
+
+
+class ConnectionClosed(Error, ConnectionError):
+    """The connection is closed: by us, by the peer (EOF), or by a reset."""
+
+
+class ProtocolError(Error):
+    """The peer sent data the framing helpers cannot accept, e.g. a line longer than ``limit``."""
+
+
+class PoolError(Error):
+    """Base class of the pool's own errors."""
+
+
+class PoolTimeout(PoolError, TimeoutError):
+    """No connection became available within the acquire timeout."""
+
+
+class PoolClosed(PoolError, RuntimeError):
+    """The pool is closed (or closing) and hands out no more connections."""
+
+
+class TooManyWaiters(PoolError, RuntimeError):
+    """``max_waiting`` callers are already queued; this acquire fails at once instead of queueing."""
+
+
+class LeakWarning(ResourceWarning):
+    """A pooled connection was held longer than the pool's ``leak_timeout``."""

@@ -1,0 +1,159 @@
+"""An in-process echo server on loopback that counts the connections it sees."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import ssl as _ssl
+import struct
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
+
+__all__ = ["EchoServer"]
+
+logger = logging.getLogger("aioconn.testing")
+
+
+class EchoServer:
+    """A TCP (or TLS, or Unix-socket) server that writes back every byte it receives.
+
+    Use as ``async with EchoServer() as server:``; it binds ``127.0.0.1`` on a free port by
+    default (``server.port``). It counts connections — ``opened``, ``closed`` and ``open_count``
+    — so a test can see from the server's side whether a client really closed, and it can
+    ``close_all()`` (FIN) or ``reset_all()`` (RST) the connections it holds.
+
+    Args:
+        host, port: where to listen (TCP); ``port=0`` picks a free port.
+        path: listen on this Unix socket path instead of TCP.
+        ssl: a server-side ``ssl.SSLContext`` to speak TLS.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        ssl: _ssl.SSLContext | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.path = None if path is None else os.fspath(path)
+        self._ssl = ssl
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._conditions: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        self.opened = 0
+        self.closed = 0
+        self.bytes_received = 0
+
+    @property
+    def open_count(self) -> int:
+        """Connections accepted and not yet closed, as the server sees them."""
+        return self.opened - self.closed
+
+    async def start(self) -> Self:
+        """Start listening; returns self."""
+        if self.path is not None:
+            self._server = await asyncio.start_unix_server(self._handle, self.path, ssl=self._ssl)
+        else:
+            self._server = await asyncio.start_server(
+                self._handle, self.host, self.port, ssl=self._ssl
+            )
+            self.port = self._server.sockets[0].getsockname()[1]
+        logger.debug("echo server listening on %s", self.address)
+        return self
+
+    @property
+    def address(self) -> str:
+        """``host:port`` or ``unix:/path``."""
+        return f"unix:{self.path}" if self.path is not None else f"{self.host}:{self.port}"
+
+    async def stop(self) -> None:
+        """Stop listening, close every connection and wait for the handlers to finish."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        for task in list(self._handlers):
+            task.cancel()
+        if self._handlers:
+            await asyncio.wait(list(self._handlers))
+        if server is not None:
+            await server.wait_closed()
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def close_all(self) -> int:
+        """Close every open connection gracefully (FIN); returns how many."""
+        writers = list(self._writers)
+        for writer in writers:
+            writer.close()
+        return len(writers)
+
+    def reset_all(self) -> int:
+        """Reset every open connection (RST, via ``SO_LINGER`` 0); returns how many."""
+        writers = list(self._writers)
+        for writer in writers:
+            sock: socket.socket | None = writer.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+        return len(writers)
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Wait until ``predicate()`` holds; it is re-checked whenever a connection opens or closes."""
+        if predicate():
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (predicate, future)
+        self._conditions.append(entry)
+        try:
+            await future
+        finally:
+            if entry in self._conditions:
+                self._conditions.remove(entry)
+
+    async def wait_open_count(self, n: int) -> None:
+        """Wait until exactly ``n`` connections are open on the server side."""
+        await self.wait_until(lambda: self.open_count == n)
+
+    def _notify(self) -> None:
+        for predicate, future in list(self._conditions):
+            if not future.done() and predicate():
+                future.set_result(None)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        self._writers.add(writer)
+        self.opened += 1
+        self._notify()
+        try:
+            while data := await reader.read(65536):
+                self.bytes_received += len(data)
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass  # the client reset the connection: that ends it like EOF does
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+            self.closed += 1
+            self._handlers.discard(task)
+            self._notify()
