@@ -98,7 +98,7 @@ async def _open_tcp(
         raise ConnectError(
             f"could not resolve {target.host!r}: {exc}", attempts=((str(target), str(exc)),)
         ) from exc
-    addresses = _interleave([(family, addr[0]) for family, _, _, _, addr in infos])
+    addresses = _interleave([(int(family), str(addr[0])) for family, _, _, _, addr in infos])
     server_hostname = options.server_hostname
     if options.ssl is not None and server_hostname is None:
         server_hostname = target.host
@@ -158,15 +158,15 @@ async def _race(
             )
             for task in done:
                 index = running.pop(task)
-                exc = task.exception()
-                if exc is None and winner is None:
+                failure = task.exception()
+                if failure is None and winner is None:
                     winner = task.result()
-                elif exc is None:
+                elif failure is None:
                     task.result()[0].abort()
-                elif isinstance(exc, OSError):
-                    errors[index] = exc
+                elif isinstance(failure, OSError):
+                    errors[index] = failure
                 else:
-                    raise exc
+                    raise failure
     finally:
         for task in running:
             task.cancel()
@@ -181,7 +181,9 @@ def _abort_late_success(task: asyncio.Task[Opened]) -> None:
         task.result()[0].abort()
 
 
-def _connect_error(target: Target, names: list[str], errors: dict[int, BaseException]) -> ConnectError:
+def _connect_error(
+    target: Target, names: list[str], errors: dict[int, BaseException]
+) -> ConnectError:
     attempts = tuple((names[i], str(errors[i])) for i in sorted(errors))
     tried = "; ".join(f"{name}: {reason}" for name, reason in attempts)
     error_type = (

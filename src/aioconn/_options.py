@@ -16,7 +16,7 @@ DEFAULT_LIMIT = 64 * 1024
 
 @dataclass(frozen=True, slots=True)
 class KeepAlive:
-    """TCP keepalive settings: probe after ``idle`` s of silence, every ``interval`` s, ``count`` times.
+    """TCP keepalive: probe after ``idle`` s of silence, every ``interval`` s, ``count`` times.
 
     Keepalive detects a dead peer on an idle connection; it never replaces read deadlines
     (Linux waits 7200 s by default before the first probe, hence our shorter defaults).

@@ -21,7 +21,7 @@ def _build_parser() -> argparse.ArgumentParser:
     commands.add_parser("demo", help="walk through connections closing on every exit path")
     echo = commands.add_parser("echo-server", help="run the echo server until interrupted")
     echo.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    echo.add_argument("--port", type=int, default=7007, help="port to bind, 0 for any (default 7007)")
+    echo.add_argument("--port", type=int, default=7007, help="port, 0 for any (default 7007)")
     echo.add_argument("--unix", metavar="PATH", help="listen on a Unix socket instead")
     return parser
 

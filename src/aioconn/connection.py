@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import os
@@ -10,7 +11,6 @@ import ssl as _ssl
 import struct
 import sys
 import time
-import traceback
 import warnings
 from collections.abc import Generator
 from types import TracebackType
@@ -18,8 +18,15 @@ from typing import Any, Final, Self
 
 from . import _validate
 from ._open import Target, open_transport
-from ._options import DEFAULT_CLOSE_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HAPPY_EYEBALLS_DELAY
-from ._options import DEFAULT_LIMIT, ConnectOptions, KeepAlive, make_options
+from ._options import (
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_HAPPY_EYEBALLS_DELAY,
+    DEFAULT_LIMIT,
+    ConnectOptions,
+    KeepAlive,
+    make_options,
+)
 from .errors import ConnectError, ConnectionClosed, ProtocolError, ReadTimeout, WriteTimeout
 from .retry import Retry
 
@@ -35,7 +42,7 @@ class _Default(enum.Enum):
 DEFAULT: Final = _Default.DEFAULT
 """Per-call ``timeout=`` default: use the connection's ``read_timeout``/``write_timeout``."""
 
-CallTimeout = float | None | _Default
+CallTimeout = float | _Default | None
 
 _NEW, _CONNECTING, _OPEN, _CLOSED = range(4)
 _FRAME_HEADER = struct.Struct("!I")
@@ -304,10 +311,8 @@ class Connection:
                 source=self,
                 stacklevel=1,
             )
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
                 transport.abort()
-            except RuntimeError:  # the loop is already closed
-                pass
 
     # -- state -------------------------------------------------------------------------------
 
@@ -318,7 +323,7 @@ class Connection:
 
     @property
     def broken(self) -> bool:
-        """True once an I/O call was cancelled, timed out or failed: the protocol state is unknown."""
+        """True once an I/O call was cancelled, timed out or failed: protocol state unknown."""
         return self._broken
 
     @property
@@ -395,7 +400,9 @@ class Connection:
 
     # -- I/O ---------------------------------------------------------------------------------
 
-    async def send(self, data: bytes | bytearray | memoryview, *, timeout: CallTimeout = DEFAULT) -> None:
+    async def send(
+        self, data: bytes | bytearray | memoryview, *, timeout: CallTimeout = DEFAULT
+    ) -> None:
         """Write ``data`` and wait until the transport's buffer drained below its high-water mark.
 
         Raises:
@@ -570,7 +577,7 @@ class Connection:
         return ConnectionClosed(f"connection to {self._target} is closed")
 
 
-def _call_timeout(timeout: float | None | _Default) -> float | None:
+def _call_timeout(timeout: float | _Default | None) -> float | None:
     return _validate.timeout("timeout", timeout)
 
 

@@ -66,7 +66,7 @@ class PoolClosed(PoolError, RuntimeError):
 
 
 class TooManyWaiters(PoolError, RuntimeError):
-    """``max_waiting`` callers are already queued; this acquire fails at once instead of queueing."""
+    """``max_waiting`` callers already queue: this acquire fails at once instead of waiting."""
 
 
 class LeakWarning(ResourceWarning):

@@ -1,4 +1,4 @@
-"""Retry policy: exponential backoff with jitter, a bounded number of attempts and a total deadline."""
+"""Retry policy: exponential backoff with jitter, bounded attempts and a total deadline."""
 
 from __future__ import annotations
 

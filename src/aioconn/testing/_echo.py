@@ -116,7 +116,7 @@ class EchoServer:
         return len(writers)
 
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
-        """Wait until ``predicate()`` holds; it is re-checked whenever a connection opens or closes."""
+        """Wait until ``predicate()`` holds; re-checked whenever a connection opens or closes."""
         if predicate():
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
