@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._options import KeepAlive
 from .connection import DEFAULT, Connection, connect, connect_unix
+from .connector import Connector, FactoryConnector, TCPConnector, UnixConnector
 from .errors import (
     ConnectError,
     ConnectionClosed,
@@ -18,7 +19,9 @@ from .errors import (
     TooManyWaiters,
     WriteTimeout,
 )
+from .pool import Lease, Pool
 from .retry import Retry
+from .stats import Discards, PoolStats, Summary
 
 __version__ = "0.1.0.dev0"
 
@@ -28,16 +31,25 @@ __all__ = [
     "ConnectTimeout",
     "Connection",
     "ConnectionClosed",
+    "Connector",
+    "Discards",
     "Error",
+    "FactoryConnector",
     "KeepAlive",
     "LeakWarning",
+    "Lease",
+    "Pool",
     "PoolClosed",
     "PoolError",
+    "PoolStats",
     "PoolTimeout",
     "ProtocolError",
     "ReadTimeout",
     "Retry",
+    "Summary",
+    "TCPConnector",
     "TooManyWaiters",
+    "UnixConnector",
     "WriteTimeout",
     "__version__",
     "connect",

@@ -1,0 +1,53 @@
+"""The pool's record of one resource: its timestamps, its lease, and leak-tracking state."""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+from typing import Any, Generic, TypeVar
+
+R = TypeVar("R")
+
+
+class Slot(Generic[R]):
+    """One pooled resource and what the pool knows about it (all times are ``time.monotonic``)."""
+
+    __slots__ = (
+        "acquired_stack",
+        "checked_at",
+        "created_at",
+        "expires_at",
+        "idle_since",
+        "leak_timer",
+        "leased_at",
+        "owner",
+        "resource",
+    )
+
+    def __init__(self, resource: R, created_at: float, expires_at: float) -> None:
+        self.resource = resource
+        self.created_at = created_at
+        self.expires_at = expires_at
+        self.idle_since = created_at
+        self.checked_at = created_at
+        self.leased_at = 0.0
+        self.owner: asyncio.Task[object] | None = None
+        self.leak_timer: asyncio.TimerHandle | None = None
+        self.acquired_stack: traceback.StackSummary | None = None
+
+
+def describe_holder(slot: Slot[Any]) -> str:
+    """Where a leased resource was acquired, and where its holder is now, for logs."""
+    parts = [repr(slot.resource)]
+    if slot.acquired_stack is not None:
+        parts.append("acquired at:\n" + "".join(slot.acquired_stack.format()).rstrip())
+    owner = slot.owner
+    if owner is not None and not owner.done():
+        frames = owner.get_stack(limit=20)
+        summary = traceback.StackSummary.extract(
+            ((frame, frame.f_lineno) for frame in frames), lookup_lines=True
+        )
+        parts.append(f"held by {owner.get_name()}, now at:\n" + "".join(summary.format()).rstrip())
+    elif owner is not None:
+        parts.append(f"held by {owner.get_name()} (finished without releasing it)")
+    return "\n".join(parts)

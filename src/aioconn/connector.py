@@ -1,0 +1,230 @@
+"""How a pooled resource is opened, checked, reset and closed — kept apart from the pool's policy.
+
+A pool only ever talks to a ``Connector``; it never imports socket code. ``connect`` and
+``close`` are required; ``check``, ``reset``, ``is_reusable`` and ``abort`` are optional and
+found by name.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import ssl as _ssl
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from . import _validate
+from ._open import Target
+from ._options import (
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_HAPPY_EYEBALLS_DELAY,
+    DEFAULT_LIMIT,
+    KeepAlive,
+    make_options,
+)
+from .connection import Connection
+from .connection import _unix_path as _check_unix_path
+from .retry import Retry
+
+__all__ = ["Connector", "FactoryConnector", "TCPConnector", "UnixConnector"]
+
+R = TypeVar("R")
+
+
+@runtime_checkable
+class Connector(Protocol[R]):
+    """What a pool needs to know about its resources.
+
+    Required: ``async connect() -> R`` and ``async close(R)``. Optional methods, looked up by
+    name: ``async check(R) -> bool`` (is it alive? run before handing out a resource idle for
+    longer than ``check_after_idle``, and by the keepalive), ``async reset(R)`` (make it clean
+    for the next user; run on every return), ``is_reusable(R) -> bool`` (a cheap synchronous
+    look, run on every return and checkout) and ``abort(R)`` (close at once, synchronously).
+    """
+
+    async def connect(self) -> R:
+        """Open a new resource."""
+        ...
+
+    async def close(self, resource: R) -> None:
+        """Close a resource for good."""
+        ...
+
+
+class _ConnectionConnector:
+    """Shared behaviour of the built-in connectors over ``aioconn.Connection``."""
+
+    _target: Target
+
+    def __init__(self, target: Target, **options: Any) -> None:
+        self._target = target
+        self._options = make_options(**options)
+
+    async def connect(self) -> Connection:
+        """Open a connection with the configured options."""
+        return await Connection._from_options(self._target, self._options).connect()
+
+    async def close(self, resource: Connection) -> None:
+        """Close gracefully within ``close_timeout``, else abort."""
+        await resource.close()
+
+    def abort(self, resource: Connection) -> None:
+        """Abort at once."""
+        resource.abort()
+
+    def is_reusable(self, resource: Connection) -> bool:
+        """Open, not broken, no unread bytes and not at EOF (``Connection.reusable``)."""
+        return resource.reusable
+
+    async def check(self, resource: Connection) -> bool:
+        """Alive as far as the socket can tell without a round trip; override to ping."""
+        return resource.reusable
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._target}>"
+
+
+class TCPConnector(_ConnectionConnector):
+    """Opens ``aioconn.Connection``s to ``host:port``; takes every ``Connection`` option."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        ssl: bool | _ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+        read_timeout: float | None = None,
+        write_timeout: float | None = None,
+        local_addr: tuple[str, int] | None = None,
+        happy_eyeballs_delay: float | None = DEFAULT_HAPPY_EYEBALLS_DELAY,
+        nodelay: bool = True,
+        keepalive: bool | KeepAlive = False,
+        limit: int = DEFAULT_LIMIT,
+        retry: Retry | None = None,
+    ) -> None:
+        super().__init__(
+            Target(host=_validate.host(host), port=_validate.port(port)),
+            ssl=ssl,
+            server_hostname=server_hostname,
+            connect_timeout=connect_timeout,
+            close_timeout=close_timeout,
+            read_timeout=read_timeout,
+            write_timeout=write_timeout,
+            local_addr=local_addr,
+            happy_eyeballs_delay=happy_eyeballs_delay,
+            nodelay=nodelay,
+            keepalive=keepalive,
+            limit=limit,
+            retry=retry,
+        )
+
+
+class UnixConnector(_ConnectionConnector):
+    """Opens ``aioconn.Connection``s to the Unix socket at ``path``."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        ssl: bool | _ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+        read_timeout: float | None = None,
+        write_timeout: float | None = None,
+        limit: int = DEFAULT_LIMIT,
+        retry: Retry | None = None,
+    ) -> None:
+        super().__init__(
+            Target(path=_check_unix_path(path)),
+            ssl=ssl,
+            server_hostname=server_hostname,
+            connect_timeout=connect_timeout,
+            close_timeout=close_timeout,
+            read_timeout=read_timeout,
+            write_timeout=write_timeout,
+            limit=limit,
+            retry=retry,
+        )
+
+
+class FactoryConnector(Connector[R]):
+    """A connector from plain callables: ``FactoryConnector(open_fn, close=close_fn)``.
+
+    ``factory()`` must return an awaitable resolving to the resource. ``close``, ``check``
+    and ``reset`` may be sync or async; ``is_reusable`` must be sync.
+    """
+
+    def __init__(
+        self,
+        factory: Callable[[], Awaitable[R]],
+        *,
+        close: Callable[[R], Any] | None = None,
+        check: Callable[[R], Any] | None = None,
+        reset: Callable[[R], Any] | None = None,
+        is_reusable: Callable[[R], bool] | None = None,
+    ) -> None:
+        if not callable(factory):
+            raise TypeError(f"factory must be callable, got {factory!r}")
+        for name, value in (
+            ("close", close),
+            ("check", check),
+            ("reset", reset),
+            ("is_reusable", is_reusable),
+        ):
+            if value is not None and not callable(value):
+                raise TypeError(f"{name} must be callable or None, got {value!r}")
+        self._factory = factory
+        self._close = close
+        self._check = check
+        self._reset = reset
+        self._is_reusable = is_reusable
+        # Expose the optional hooks only when given, so the pool skips the absent ones.
+        if check is None:
+            self.check = None  # type: ignore[assignment]  # pool looks optional hooks up by name
+        if reset is None:
+            self.reset = None  # type: ignore[assignment]  # same
+        if is_reusable is None:
+            self.is_reusable = None  # type: ignore[assignment]  # same
+
+    async def connect(self) -> R:
+        """Call the factory and await what it returns."""
+        result = self._factory()
+        if not inspect.isawaitable(result):
+            raise TypeError(
+                f"factory {self._factory!r} must return an awaitable, returned {result!r}"
+            )
+        return await result
+
+    async def close(self, resource: R) -> None:
+        """Run the ``close`` callable, if any."""
+        if self._close is not None:
+            await _maybe_await(self._close(resource))
+
+    async def check(self, resource: R) -> bool:
+        """Run the ``check`` callable; a falsy result or an exception means dead."""
+        assert self._check is not None
+        return bool(await _maybe_await(self._check(resource)))
+
+    async def reset(self, resource: R) -> None:
+        """Run the ``reset`` callable."""
+        assert self._reset is not None
+        await _maybe_await(self._reset(resource))
+
+    def is_reusable(self, resource: R) -> bool:
+        """Run the ``is_reusable`` callable."""
+        assert self._is_reusable is not None
+        return bool(self._is_reusable(resource))
+
+    def __repr__(self) -> str:
+        return f"<FactoryConnector {self._factory!r}>"
+
+
+async def _maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value

@@ -1,0 +1,900 @@
+"""``aioconn.Pool``: a generic FIFO pool that never leaks, never deadlocks, never hands on dirt.
+
+Bookkeeping (the idle deque, the lease table, the waiter queue, the counters) changes only in
+synchronous methods, so a cancellation can never interrupt it half-way. Every await —
+connect, check, reset, close — comes after the bookkeeping that makes it safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import sys
+import time
+import traceback
+import warnings
+import weakref
+from collections import deque
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, Generic, Self, TypeVar, overload
+
+from . import _validate
+from ._maintenance import run_maintenance
+from ._slot import Slot, describe_holder
+from .connection import DEFAULT, CallTimeout
+from .connector import Connector, FactoryConnector
+from .errors import (
+    ConnectError,
+    Error,
+    LeakWarning,
+    PoolClosed,
+    PoolTimeout,
+    TooManyWaiters,
+)
+from .retry import Retry
+from .stats import Discards, PoolStats, SummaryRecorder
+
+__all__ = ["Lease", "Pool"]
+
+R = TypeVar("R")
+logger = logging.getLogger("aioconn.pool")
+
+_NEW, _OPEN, _CLOSING, _CLOSED = "new", "open", "closing", "closed"
+_LIFETIME_JITTER = 0.1  # retire up to 10 % early so connections opened together expire apart
+_get_running_loop = asyncio.get_running_loop
+_current_task = asyncio.current_task
+_monotonic = time.monotonic
+
+
+class Pool(Generic[R]):
+    """A pool of resources opened by a ``Connector`` (or a plain async factory).
+
+    Use it as ``async with Pool(TCPConnector(host, port), max_size=10) as pool:`` and borrow
+    with ``async with pool.acquire() as conn:``. Leaving the block returns the resource, or
+    closes it when it is not reusable: the block was cancelled or timed out, raised an
+    ``OSError``/``aioconn.Error``, or the connector says it is dirty (unread bytes, EOF).
+
+    Args:
+        connector: a ``Connector`` or an async factory ``() -> Awaitable[R]``.
+        close, check, reset, is_reusable: hooks, only with a factory (see ``FactoryConnector``).
+        min_size: connections kept open even when idle (opened by ``open()``).
+        max_size: the most connections that exist at once, opening ones included.
+        acquire_timeout: default seconds an acquire may wait, or ``None`` for no limit.
+        max_idle: close connections idle this long (above ``min_size``); ``None``: never.
+        max_lifetime: retire connections this old when returned; ``None``: never.
+        check_after_idle: run ``check`` before handing out a connection idle this long.
+        keepalive_interval: the background task runs ``check`` on connections idle this long.
+        connect_retry: a ``Retry`` for opening connections.
+        leak_timeout: warn (``LeakWarning`` + log, with the acquiring stack) about a connection
+            held longer than this; ``None``: off.
+        max_waiting: fail acquires with ``TooManyWaiters`` beyond this many queued callers.
+        close_timeout: seconds closing one resource may take before it is aborted.
+        name: shown in logs, errors and stats.
+
+    Raises:
+        TypeError, ValueError: for an invalid argument, naming it.
+    """
+
+    @overload
+    def __init__(
+        self,
+        connector: Connector[R],
+        *,
+        min_size: int = ...,
+        max_size: int = ...,
+        acquire_timeout: float | None = ...,
+        max_idle: float | None = ...,
+        max_lifetime: float | None = ...,
+        check_after_idle: float | None = ...,
+        keepalive_interval: float | None = ...,
+        connect_retry: Retry | None = ...,
+        leak_timeout: float | None = ...,
+        max_waiting: int | None = ...,
+        close_timeout: float = ...,
+        name: str | None = ...,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        connector: Callable[[], Awaitable[R]],
+        *,
+        close: Callable[[R], Any] | None = ...,
+        check: Callable[[R], Any] | None = ...,
+        reset: Callable[[R], Any] | None = ...,
+        is_reusable: Callable[[R], bool] | None = ...,
+        min_size: int = ...,
+        max_size: int = ...,
+        acquire_timeout: float | None = ...,
+        max_idle: float | None = ...,
+        max_lifetime: float | None = ...,
+        check_after_idle: float | None = ...,
+        keepalive_interval: float | None = ...,
+        connect_retry: Retry | None = ...,
+        leak_timeout: float | None = ...,
+        max_waiting: int | None = ...,
+        close_timeout: float = ...,
+        name: str | None = ...,
+    ) -> None: ...
+
+    def __init__(
+        self,
+        connector: Connector[R] | Callable[[], Awaitable[R]],
+        *,
+        close: Callable[[R], Any] | None = None,
+        check: Callable[[R], Any] | None = None,
+        reset: Callable[[R], Any] | None = None,
+        is_reusable: Callable[[R], bool] | None = None,
+        min_size: int = 0,
+        max_size: int = 10,
+        acquire_timeout: float | None = 30.0,
+        max_idle: float | None = 600.0,
+        max_lifetime: float | None = 3600.0,
+        check_after_idle: float | None = 0.5,
+        keepalive_interval: float | None = None,
+        connect_retry: Retry | None = None,
+        leak_timeout: float | None = None,
+        max_waiting: int | None = None,
+        close_timeout: float = 5.0,
+        name: str | None = None,
+    ) -> None:
+        self._connector = _as_connector(connector, close, check, reset, is_reusable)
+        self._check = getattr(self._connector, "check", None)
+        self._reset = getattr(self._connector, "reset", None)
+        self._is_reusable: Callable[[R], bool] | None = getattr(
+            self._connector, "is_reusable", None
+        )
+        self._abort: Callable[[R], None] | None = getattr(self._connector, "abort", None)
+        self._min_size, self._max_size = _check_sizes(min_size, max_size)
+        self._acquire_timeout = _validate.timeout("acquire_timeout", acquire_timeout)
+        self._max_idle = _validate.timeout("max_idle", max_idle)
+        self._max_lifetime = _validate.timeout("max_lifetime", max_lifetime)
+        self._check_after_idle = _validate.timeout("check_after_idle", check_after_idle)
+        self._keepalive_interval = _validate.timeout("keepalive_interval", keepalive_interval)
+        if connect_retry is not None and not isinstance(connect_retry, Retry):
+            raise TypeError(
+                f"connect_retry must be an aioconn.Retry or None, got {connect_retry!r}"
+            )
+        self._connect_retry = connect_retry
+        self._leak_timeout = _validate.timeout("leak_timeout", leak_timeout)
+        self._max_waiting = (
+            None
+            if max_waiting is None
+            else _validate.integer("max_waiting", max_waiting, minimum=0)
+        )
+        self._close_timeout = _validate.timeout("close_timeout", close_timeout, allow_none=False)
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str or None, got {name!r}")
+        self.name = name or f"pool-{id(self):x}"
+
+        self._state = _NEW
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._idle: deque[Slot[R]] = deque()
+        self._leased: dict[int, Slot[R]] = {}
+        self._waiters: deque[asyncio.Future[Slot[R]]] = deque()
+        self._waiting = 0
+        self._opening = 0
+        self._checking = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._openers: set[asyncio.Task[Any]] = set()
+        self._maintenance: asyncio.Task[None] | None = None
+        self._released_event: asyncio.Event | None = None  # set on each release while closing
+        self._aborted: set[int] = set()  # ids of leases close() aborted; their release is a no-op
+        self._rng = random.Random()
+        self._reset_counters()
+        frame = sys._getframe(1)
+        self._created_where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+    def _reset_counters(self) -> None:
+        self._acquired = 0
+        self._released = 0
+        self._created = 0
+        self._connect_failures = 0
+        self._timeouts = 0
+        self._discards = dict.fromkeys(Discards.__dataclass_fields__, 0)
+        self._wait_times = SummaryRecorder()
+        self._hold_times = SummaryRecorder()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> Self:
+        """Open ``min_size`` connections concurrently and start the maintenance task.
+
+        Raises:
+            ConnectError: a ``min_size`` connection could not be opened (the pool is closed).
+            RuntimeError: the pool was already opened.
+        """
+        if self._state != _NEW:
+            raise RuntimeError(f"{self!r} was already opened")
+        self._loop = _get_running_loop()
+        self._state = _OPEN
+        self._reset_counters()
+        if self._min_size:
+            self._opening += self._min_size
+            openers = [
+                self._spawn(self._open_one(report=False), "open") for _ in range(self._min_size)
+            ]
+            try:
+                await asyncio.wait(openers)
+            except BaseException:
+                await self.close()
+                raise
+            failures = [
+                error
+                for error in (t.exception() for t in openers if not t.cancelled())
+                if error is not None
+            ]
+            if failures:
+                await self.close()
+                first = failures[0]
+                if not isinstance(first, Exception):
+                    raise first
+                raise _as_connect_error(first, self.name) from first
+        period = self._maintenance_period()
+        self._maintenance = asyncio.create_task(
+            run_maintenance(weakref.ref(self), period), name=f"aioconn maintenance {self.name}"
+        )
+        logger.debug("opened %r", self)
+        return self
+
+    async def __aenter__(self) -> Self:
+        return await self.open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self, timeout: float | None = 10.0) -> None:
+        """Close the pool: refuse acquires, wake waiters, close idle, wait for leases, abort.
+
+        New acquires and current waiters get ``PoolClosed``. Idle connections are closed.
+        Connections in use are waited for up to ``timeout`` seconds (``None``: no limit),
+        then aborted; each aborted one is logged with where it was acquired and where its
+        holder is now. Idempotent. Called from inside an ``acquire`` block of this same pool,
+        it does not wait for the calling task's own connections: they are closed when that
+        block releases them.
+        """
+        deadline = _validate.timeout("timeout", timeout)
+        if self._state == _NEW:
+            self._state = _CLOSED
+            return
+        if self._state != _OPEN:
+            return
+        self._state = _CLOSING
+        self._released_event = asyncio.Event()
+        closed = PoolClosed(f"{self.name} is closed")
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(closed)
+        self._waiting = 0
+        while self._idle:
+            self._discard(self._idle.pop(), "pool_closed")
+        for task in (self._maintenance, *self._openers):
+            if task is not None:
+                task.cancel()
+        me = _current_task()
+        try:
+            async with asyncio.timeout(deadline):
+                while any(slot.owner is not me for slot in self._leased.values()):
+                    self._released_event.clear()
+                    await self._released_event.wait()
+        except TimeoutError:
+            self._abort_leases(me)
+        finally:
+            try:
+                await self._drain_tasks()
+            finally:
+                self._state = _CLOSED
+                logger.debug("closed %r", self)
+
+    def _abort_leases(self, me: asyncio.Task[Any] | None) -> None:
+        for key, slot in list(self._leased.items()):
+            if slot.owner is me:
+                continue
+            del self._leased[key]
+            self._aborted.add(key)
+            logger.warning(
+                "%s: closing aborted a connection still in use: %s",
+                self.name,
+                describe_holder(slot),
+            )
+            self._discard(slot, "aborted", abort=True)
+
+    async def _drain_tasks(self) -> None:
+        while self._tasks:
+            await asyncio.wait(list(self._tasks))
+
+    def __del__(self) -> None:
+        if getattr(self, "_state", _CLOSED) == _OPEN:
+            warnings.warn(
+                f"unclosed {self!r}, created at {self._created_where}",
+                ResourceWarning,
+                source=self,
+                stacklevel=1,
+            )
+            if self._maintenance is not None and not self._maintenance.done():
+                self._maintenance.cancel()
+
+    # -- acquire -----------------------------------------------------------------------------
+
+    def acquire(self, timeout: CallTimeout = DEFAULT) -> Lease[R]:
+        """Borrow a resource: ``async with pool.acquire() as conn:``.
+
+        ``timeout`` overrides ``acquire_timeout`` for this call (``None``: wait forever).
+        """
+        return Lease(self, timeout)
+
+    async def get(self, timeout: CallTimeout = DEFAULT) -> R:
+        """Borrow a resource; give it back with ``put``. Prefer ``acquire()``.
+
+        Raises:
+            PoolTimeout: none became available in time.
+            PoolClosed: the pool is not open.
+            TooManyWaiters: ``max_waiting`` callers already wait.
+            ConnectError: opening the connection this caller waited for failed.
+        """
+        if self._state != _OPEN or _get_running_loop() is not self._loop:
+            raise self._misuse_error()
+        idle = self._idle
+        # Fast path: a fresh idle connection and nobody queued before us. No await at all.
+        if idle and not self._waiting:
+            slot = idle[-1]
+            now = _monotonic()
+            if (
+                slot.expires_at > now
+                and (
+                    self._check_after_idle is None
+                    or now - slot.idle_since <= self._check_after_idle
+                )
+                and (self._is_reusable is None or self._is_reusable(slot.resource))
+            ):
+                idle.pop()
+                self._leased[id(slot.resource)] = slot
+                self._acquired += 1
+                self._wait_times.add(0.0)
+                self._start_lease(slot, now)
+                return slot.resource
+        return await self._get_slow(timeout)
+
+    async def _get_slow(self, timeout: CallTimeout) -> R:
+        deadline = (
+            self._acquire_timeout if timeout is DEFAULT else _validate.timeout("timeout", timeout)
+        )
+        started = _monotonic()
+        scope = asyncio.timeout(deadline)
+        try:
+            async with scope:
+                slot = await self._next_slot()
+        except TimeoutError as exc:
+            if not scope.expired():
+                raise
+            self._timeouts += 1
+            raise PoolTimeout(
+                f"{self.name}: no connection within {deadline} s"
+                f" (max_size={self._max_size}, in_use={len(self._leased)}, idle={len(self._idle)},"
+                f" opening={self._opening}, waiting={self._waiting})"
+            ) from exc
+        now = _monotonic()
+        self._acquired += 1
+        self._wait_times.add(now - started)
+        self._start_lease(slot, now)
+        return slot.resource
+
+    async def _next_slot(self) -> Slot[R]:
+        """Take an idle slot (checked if need be) or queue for one; the slot comes back leased."""
+        while True:
+            while self._idle and not self._waiting:
+                slot = self._idle.pop()
+                now = _monotonic()
+                reason = self._checkout_verdict(slot, now)
+                if reason is not None:
+                    self._discard(slot, reason)
+                    continue
+                key = id(slot.resource)
+                self._leased[key] = slot
+                needs_check = (
+                    self._check is not None
+                    and self._check_after_idle is not None
+                    and now - slot.idle_since > self._check_after_idle
+                )
+                if not needs_check or await self._checked(slot):
+                    return slot
+            if self._state != _OPEN:
+                raise PoolClosed(f"{self.name} is closed")
+            if self._max_waiting is not None and self._waiting >= self._max_waiting:
+                raise TooManyWaiters(
+                    f"{self.name}: {self._waiting} callers already wait"
+                    f" (max_waiting={self._max_waiting})"
+                )
+            waiter: asyncio.Future[Slot[R]] = _get_running_loop().create_future()
+            self._waiters.append(waiter)
+            self._waiting += 1
+            self._grow()
+            try:
+                return await waiter
+            except BaseException:
+                self._abandon(waiter)
+                raise
+
+    async def _checked(self, slot: Slot[R]) -> bool:
+        """Run ``check`` on a slot leased to the caller; on failure it is discarded."""
+        assert self._check is not None
+        try:
+            alive = bool(await self._check(slot.resource))
+        except Exception as exc:
+            logger.info("%s: check of %r failed: %r", self.name, slot.resource, exc)
+            alive = False
+        except BaseException:
+            self._discard(self._unlease(slot), "check_failed")
+            raise
+        if not alive:
+            self._discard(self._unlease(slot), "check_failed")
+            return False
+        slot.checked_at = _monotonic()
+        return True
+
+    def _unlease(self, slot: Slot[R]) -> Slot[R]:
+        del self._leased[id(slot.resource)]
+        return slot
+
+    def _abandon(self, waiter: asyncio.Future[Slot[R]]) -> None:
+        """A waiter gave up (cancelled, timed out); a slot handed to it meanwhile is passed on."""
+        if not waiter.done():
+            waiter.cancel()
+            self._waiting -= 1
+            if len(self._waiters) > 2 * self._waiting + 64:  # drop given-up waiters in bulk
+                self._waiters = deque(w for w in self._waiters if not w.done())
+        elif not waiter.cancelled() and waiter.exception() is None:
+            slot = self._unlease(waiter.result())
+            logger.debug("%s: waiter gave up after hand-off; passing the connection on", self.name)
+            self._hand_or_idle(slot, _monotonic())
+
+    def _checkout_verdict(self, slot: Slot[R], now: float) -> str | None:
+        """Why an idle slot must not be handed out, or None if it may."""
+        if slot.expires_at <= now:
+            return "max_lifetime"
+        if self._is_reusable is not None and not self._is_reusable(slot.resource):
+            return "not_reusable"
+        return None
+
+    def _start_lease(self, slot: Slot[R], now: float) -> None:
+        slot.leased_at = now
+        slot.owner = _current_task()
+        if self._leak_timeout is not None:
+            slot.acquired_stack = traceback.StackSummary.extract(
+                traceback.walk_stack(sys._getframe(2)), limit=16
+            )
+            assert self._loop is not None
+            slot.leak_timer = self._loop.call_later(
+                self._leak_timeout, _report_leak, weakref.ref(self), slot
+            )
+
+    # -- release -----------------------------------------------------------------------------
+
+    async def put(self, resource: R, *, discard: bool = False) -> None:
+        """Give back a resource from ``get``; ``discard=True`` closes it instead.
+
+        Runs the connector's ``reset`` first, if it has one (a failing or interrupted reset
+        discards the resource). Completes its bookkeeping even if the caller is cancelled.
+
+        Raises:
+            RuntimeError: the resource was already given back.
+            ValueError: the resource does not come from this pool.
+        """
+        if discard:
+            self._release(resource, "requested")
+            return
+        if self._reset is not None and self._state == _OPEN:
+            if id(resource) not in self._leased:
+                raise self._foreign_error(resource)
+            try:
+                await self._reset(resource)
+            except Exception as exc:
+                logger.info("%s: reset of %r failed: %r", self.name, resource, exc)
+                self._release(resource, "reset_failed")
+                return
+            except BaseException:
+                self._release(resource, "reset_failed")
+                raise
+        self._release(resource, None)
+
+    def _release(self, resource: R, reason: str | None) -> None:
+        """The synchronous heart of every return: unlease, then reuse or discard."""
+        key = id(resource)
+        slot = self._leased.pop(key, None)
+        if slot is None:
+            if key in self._aborted:  # close() aborted it already; nothing left to do
+                self._aborted.discard(key)
+                return
+            raise self._foreign_error(resource)
+        now = _monotonic()
+        self._released += 1
+        self._hold_times.add(now - slot.leased_at)
+        slot.owner = None
+        if slot.leak_timer is not None:
+            slot.leak_timer.cancel()
+            slot.leak_timer = None
+        if reason is None:
+            if self._state != _OPEN:
+                reason = "pool_closed"
+            elif self._is_reusable is not None and not self._is_reusable(resource):
+                reason = "not_reusable"
+            elif slot.expires_at <= now:
+                reason = "max_lifetime"
+            elif self._size() >= self._max_size:
+                reason = "resized"
+        if reason is None:
+            self._hand_or_idle(slot, now)
+        else:
+            self._discard(slot, reason)
+        if self._released_event is not None:
+            self._released_event.set()
+
+    def _hand_or_idle(self, slot: Slot[R], now: float, idle_since: float | None = None) -> None:
+        """Give a free slot to the longest waiter (FIFO, no barging), else make it idle."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                self._waiting -= 1
+                self._leased[id(slot.resource)] = slot
+                slot.leased_at = now
+                waiter.set_result(slot)
+                return
+        if self._state != _OPEN:
+            self._discard(slot, "pool_closed")
+            return
+        slot.idle_since = now if idle_since is None else idle_since
+        self._idle.append(slot)
+
+    def _discard(self, slot: Slot[R], reason: str, *, abort: bool = False) -> None:
+        """Count and close a slot leaving the pool (in a tracked task), then refill for waiters."""
+        self._discards[reason] += 1
+        if abort and self._abort is not None:
+            self._abort(slot.resource)
+        else:
+            self._spawn(self._close_resource(slot.resource), "close")
+        self._grow()
+
+    async def _close_resource(self, resource: R) -> None:
+        try:
+            async with asyncio.timeout(self._close_timeout):
+                await self._connector.close(resource)
+        except TimeoutError:
+            logger.warning(
+                "%s: closing %r took over close_timeout=%s s",
+                self.name,
+                resource,
+                self._close_timeout,
+            )
+            if self._abort is not None:
+                self._abort(resource)
+        except Exception:
+            logger.exception("%s: closing %r failed", self.name, resource)
+        except BaseException:
+            if self._abort is not None:
+                self._abort(resource)
+            raise
+
+    # -- growth ------------------------------------------------------------------------------
+
+    def _size(self) -> int:
+        return len(self._idle) + len(self._leased) + self._opening + self._checking
+
+    def _grow(self) -> None:
+        """Start opening connections for waiters nobody is opening for yet, within max_size.
+
+        Openers run detached from the waiter: a waiter that gives up does not cancel the
+        connect, whose connection then serves the next waiter or goes idle (no connect storms).
+        """
+        while (
+            self._state == _OPEN and self._waiting > self._opening and self._size() < self._max_size
+        ):
+            self._opening += 1
+            self._spawn(self._open_one(), "open")
+
+    def _fill(self) -> None:
+        while self._state == _OPEN and self._size() < self._min_size:
+            self._opening += 1
+            self._spawn(self._open_one(), "open")
+
+    async def _connect_counted(self) -> Slot[R]:
+        """Open one resource; the caller already counted it in ``_opening``."""
+        try:
+            if self._connect_retry is None:
+                resource = await self._connector.connect()
+            else:
+                resource = await self._connect_retry.call(
+                    self._connector.connect,
+                    retry_on=(Exception,),
+                    description=f"{self.name} connect",
+                )
+        except BaseException as exc:
+            self._opening -= 1
+            if isinstance(exc, Exception):
+                self._connect_failures += 1
+            raise
+        self._opening -= 1
+        self._created += 1
+        now = _monotonic()
+        expires = float("inf")
+        if self._max_lifetime is not None:
+            expires = now + self._max_lifetime * (1 - _LIFETIME_JITTER * self._rng.random())
+        return Slot(resource, now, expires)
+
+    async def _open_one(self, *, report: bool = True) -> None:
+        """Open a connection and give it to the first waiter (or make it idle).
+
+        A failure goes to the first waiter (``report``) or to whoever awaits this task.
+        """
+        try:
+            slot = await self._connect_counted()
+        except Exception as exc:
+            if not report:
+                raise
+            error = _as_connect_error(exc, self.name)
+            logger.warning("%s: opening a connection failed: %s", self.name, error)
+            self._fail_first_waiter(error)
+            self._grow()
+            return
+        self._hand_or_idle(slot, _monotonic())
+
+    def _fail_first_waiter(self, error: BaseException) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._waiting -= 1
+                waiter.set_exception(error)
+                return
+
+    def _spawn(self, coro: Any, kind: str) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro, loop=self._loop)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        if kind == "open":
+            self._openers.add(task)
+            task.add_done_callback(self._openers.discard)
+        return task
+
+    # -- maintenance -------------------------------------------------------------------------
+
+    def _maintenance_period(self) -> float:
+        intervals = [
+            t
+            for t in (self._max_idle, self._max_lifetime, self._keepalive_interval)
+            if t is not None
+        ]
+        return min(5.0, max(0.01, min(intervals, default=10.0) / 2))
+
+    def _maintain(self) -> None:
+        """One round: retire expired or dead idle slots, start keepalive checks, refill."""
+        if self._state != _OPEN:
+            return
+        now = _monotonic()
+        keep: deque[Slot[R]] = deque()
+        to_check: list[Slot[R]] = []
+        # The left end holds the longest idle (slots are reused from the right).
+        excess = self._size() - self._min_size
+        while self._idle:
+            slot = self._idle.popleft()
+            reason = self._checkout_verdict(slot, now)
+            if (
+                reason is None
+                and excess > 0
+                and self._max_idle is not None
+                and now - slot.idle_since > self._max_idle
+            ):
+                reason = "max_idle"
+            if reason is not None:
+                excess -= 1
+                self._discard(slot, reason)
+            elif (
+                self._keepalive_interval is not None
+                and self._check is not None
+                and now - max(slot.idle_since, slot.checked_at) >= self._keepalive_interval
+            ):
+                to_check.append(slot)
+            else:
+                keep.append(slot)
+        self._idle.extend(keep)
+        for slot in to_check:
+            self._checking += 1
+            self._spawn(self._keepalive(slot), "check")
+        self._fill()
+
+    async def _keepalive(self, slot: Slot[R]) -> None:
+        assert self._check is not None
+        try:
+            alive = bool(await self._check(slot.resource))
+        except Exception as exc:
+            logger.info("%s: keepalive check of %r failed: %r", self.name, slot.resource, exc)
+            alive = False
+        except BaseException:
+            self._checking -= 1
+            self._discard(slot, "check_failed")
+            raise
+        self._checking -= 1
+        if alive and self._state == _OPEN:
+            slot.checked_at = _monotonic()
+            self._hand_or_idle(slot, slot.checked_at, idle_since=slot.idle_since)
+        else:
+            self._discard(slot, "check_failed" if not alive else "pool_closed")
+
+    # -- runtime control & introspection -----------------------------------------------------
+
+    def resize(self, min_size: int | None = None, max_size: int | None = None) -> None:
+        """Change the size limits at run time.
+
+        Lowering ``max_size`` closes surplus idle connections at once and surplus in-use ones
+        as they are returned; raising it lets waiters get new connections at once.
+        """
+        new_min, new_max = _check_sizes(
+            self._min_size if min_size is None else min_size,
+            self._max_size if max_size is None else max_size,
+        )
+        self._min_size, self._max_size = new_min, new_max
+        while self._idle and self._size() > self._max_size:
+            self._discard(self._idle.popleft(), "resized")
+        self._grow()
+        self._fill()
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` has begun."""
+        return self._state in (_CLOSING, _CLOSED)
+
+    @property
+    def min_size(self) -> int:
+        """The current ``min_size``."""
+        return self._min_size
+
+    @property
+    def max_size(self) -> int:
+        """The current ``max_size``."""
+        return self._max_size
+
+    def stats(self) -> PoolStats:
+        """An immutable snapshot of the pool's state and counters since ``open()``."""
+        return PoolStats(
+            name=self.name,
+            size=self._size(),
+            idle=len(self._idle),
+            in_use=len(self._leased),
+            opening=self._opening,
+            checking=self._checking,
+            waiting=self._waiting,
+            min_size=self._min_size,
+            max_size=self._max_size,
+            acquired=self._acquired,
+            released=self._released,
+            created=self._created,
+            connect_failures=self._connect_failures,
+            timeouts=self._timeouts,
+            discarded=Discards(**self._discards),
+            acquire_wait=self._wait_times.snapshot(),
+            hold_time=self._hold_times.snapshot(),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<aioconn.Pool {self.name!r} [{self._state} | {len(self._leased)} in use,"
+            f" {len(self._idle)} idle, {self._opening} opening, {self._waiting} waiting"
+            f" | max_size={self._max_size}]>"
+        )
+
+    # -- errors ------------------------------------------------------------------------------
+
+    def _misuse_error(self) -> Exception:
+        if self._state == _NEW:
+            return RuntimeError(
+                f"{self.name} is not open; use `async with pool` or `await pool.open()`"
+            )
+        if self._state != _OPEN:
+            return PoolClosed(f"{self.name} is closed")
+        return RuntimeError(
+            f"{self.name} belongs to another event loop than the running one;"
+            " a pool can only be used from the loop that opened it"
+        )
+
+    def _foreign_error(self, resource: object) -> Exception:
+        for slot in self._idle:
+            if slot.resource is resource:
+                return RuntimeError(f"{resource!r} was already returned to {self.name}")
+        return ValueError(f"{resource!r} was not acquired from {self.name} (or already returned)")
+
+
+class Lease(Generic[R]):
+    """``async with pool.acquire() as resource:`` — gets on entry, returns or discards on exit."""
+
+    __slots__ = ("_pool", "_resource", "_timeout")
+
+    def __init__(self, pool: Pool[R], timeout: CallTimeout) -> None:
+        self._pool = pool
+        self._timeout = timeout
+
+    async def __aenter__(self) -> R:
+        self._resource = await self._pool.get(self._timeout)
+        return self._resource
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        pool = self._pool
+        if exc is None:
+            if pool._reset is None:
+                pool._release(self._resource, None)
+            else:
+                await pool.put(self._resource)
+        elif not isinstance(exc, Exception):
+            pool._release(self._resource, "interrupted")  # cancelled or interrupted mid-use
+        elif isinstance(exc, OSError | Error):
+            pool._release(self._resource, "error")  # timeouts are OSErrors too
+        else:
+            await pool.put(self._resource)
+
+
+def _as_connector(
+    connector: Connector[R] | Callable[[], Awaitable[R]],
+    close: Callable[[R], Any] | None,
+    check: Callable[[R], Any] | None,
+    reset: Callable[[R], Any] | None,
+    is_reusable: Callable[[R], bool] | None,
+) -> Connector[R]:
+    hooks = {"close": close, "check": check, "reset": reset, "is_reusable": is_reusable}
+    if hasattr(connector, "connect") and hasattr(connector, "close"):
+        given = [name for name, hook in hooks.items() if hook is not None]
+        if given:
+            raise TypeError(
+                f"{', '.join(given)} can only be given with a factory function;"
+                f" {connector!r} is a connector with its own methods"
+            )
+        return connector
+    if not callable(connector):
+        raise TypeError(
+            f"connector must be an aioconn Connector or an async factory, got {connector!r}"
+        )
+    return FactoryConnector(
+        connector, close=close, check=check, reset=reset, is_reusable=is_reusable
+    )
+
+
+def _check_sizes(min_size: object, max_size: object) -> tuple[int, int]:
+    low = _validate.integer("min_size", min_size, minimum=0)
+    high = _validate.integer("max_size", max_size, minimum=1)
+    if low > high:
+        raise ValueError(f"min_size must be <= max_size, got min_size={low} and max_size={high}")
+    return low, high
+
+
+def _as_connect_error(exc: Exception, name: str) -> Exception:
+    if isinstance(exc, ConnectError | TypeError | ValueError):
+        return exc
+    error = ConnectError(f"{name}: opening a connection failed: {exc!r}")
+    error.__cause__ = exc
+    return error
+
+
+def _report_leak(pool_ref: weakref.ref[Pool[Any]], slot: Slot[Any]) -> None:
+    pool = pool_ref()
+    slot.leak_timer = None
+    if pool is None:
+        return
+    message = (
+        f"{pool.name}: connection held for more than leak_timeout={pool._leak_timeout} s:"
+        f" {describe_holder(slot)}"
+    )
+    logger.warning("%s", message)
+    # Where warnings are errors, raising inside a loop callback helps nobody; it is logged above.
+    with contextlib.suppress(LeakWarning):
+        warnings.warn(LeakWarning(message), stacklevel=1)
