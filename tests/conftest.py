@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import AsyncIterator
-
 import pytest
-
-from aioconn.testing import EchoServer
 
 
 def open_socket_count() -> int:
@@ -21,12 +17,6 @@ def open_socket_count() -> int:
         except FileNotFoundError:  # the fd listing itself closed meanwhile
             pass
     return count
-
-
-@pytest.fixture
-async def echo_server() -> AsyncIterator[EchoServer]:
-    async with EchoServer() as server:
-        yield server
 
 
 @pytest.fixture(autouse=True)

@@ -447,7 +447,9 @@ class Pool(Generic[R]):
 
     def _abandon(self, waiter: asyncio.Future[Slot[R]]) -> None:
         """A waiter gave up (cancelled, timed out); a slot handed to it meanwhile is passed on."""
-        if not waiter.done():
+        if not waiter.done() or waiter.cancelled():
+            # Not resolved by the pool (a cancelled task cancels the future it awaits), so
+            # the pool did not count it out of the queue: do it here.
             waiter.cancel()
             self._waiting -= 1
             if len(self._waiters) > 2 * self._waiting + 64:  # drop given-up waiters in bulk
