@@ -6,6 +6,7 @@ import asyncio
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aioconn import Pool
 
@@ -16,11 +17,11 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> Non
     Waits in small steps under a hard deadline; it asserts nothing about how long it took.
     """
     async with asyncio.timeout(timeout):
-        while not predicate():
+        while not predicate():  # noqa: ASYNC110  (background tasks change it; no event to await)
             await asyncio.sleep(0.002)
 
 
-async def until_waiting(pool: Pool[object], n: int) -> None:
+async def until_waiting(pool: Pool[Any], n: int) -> None:
     """Step the loop until exactly ``n`` callers queue in ``pool``."""
     for _ in range(10_000):
         if pool.stats().waiting == n:

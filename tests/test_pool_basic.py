@@ -9,8 +9,7 @@ import pytest
 import aioconn
 from aioconn import Pool, TCPConnector
 from aioconn.testing import EchoServer
-
-from pool_helpers import Thing, ThingFactory
+from pool_helpers import Thing, ThingFactory, until_waiting
 
 
 async def test_round_trips_share_connections(echo_server: EchoServer) -> None:
@@ -69,9 +68,7 @@ async def test_block_exits_decide_reuse_or_discard() -> None:
             pass
         await pool.put(await pool.get(), discard=True)
         stats = pool.stats()
-    assert stats.discarded == aioconn.Discards(
-        interrupted=1, error=2, not_reusable=1, requested=1
-    )
+    assert stats.discarded == aioconn.Discards(interrupted=1, error=2, not_reusable=1, requested=1)
     assert (stats.acquired, stats.released, stats.created) == (7, 7, 5)
     assert factory.closes == 5
     assert all(t.closed for t in factory.made)
@@ -154,8 +151,7 @@ async def test_too_many_waiters_fails_at_once() -> None:
     async with Pool(factory.open, close=factory.close, max_size=1, max_waiting=1) as pool:
         held = await pool.get()
         waiter = asyncio.create_task(pool.get())
-        while pool.stats().waiting != 1:
-            await asyncio.sleep(0)
+        await until_waiting(pool, 1)
         with pytest.raises(aioconn.TooManyWaiters, match="max_waiting=1"):
             await pool.get()
         await pool.put(held)
@@ -171,8 +167,7 @@ async def test_pool_timeout_message_has_the_numbers() -> None:
             await pool.get(timeout=0.01)
         assert isinstance(caught.value, TimeoutError)
         assert str(caught.value) == (
-            "db: no connection within 0.01 s"
-            " (max_size=2, in_use=2, idle=0, opening=0, waiting=0)"
+            "db: no connection within 0.01 s (max_size=2, in_use=2, idle=0, opening=0, waiting=0)"
         )
         assert pool.stats().timeouts == 1
         await pool.put(a)
@@ -230,8 +225,7 @@ async def test_resize_grows_for_waiters_and_shrinks_idle() -> None:
     async with Pool(factory.open, close=factory.close, max_size=1) as pool:
         held = await pool.get()
         waiter = asyncio.create_task(pool.get())
-        while pool.stats().waiting != 1:
-            await asyncio.sleep(0)
+        await until_waiting(pool, 1)
         pool.resize(max_size=2)
         second = await waiter
         assert second is not held

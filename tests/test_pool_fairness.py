@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from pool_helpers import ThingFactory, until_waiting
-
 from aioconn import Pool
+from pool_helpers import ThingFactory, until_waiting
 
 
 async def test_one_connection_hundred_waiters_served_in_arrival_order() -> None:

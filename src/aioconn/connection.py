@@ -280,12 +280,12 @@ class Connection:
         if self._state == _CLOSED and self._transport is None:
             return
         self._state = _CLOSED
-        self._reader = None
-        self._writer = None
         transport, self._transport = self._transport, None
         if transport is not None:
-            transport.abort()
+            transport.abort()  # before dropping the writer, whose __del__ checks is_closing()
             logger.debug("aborted connection to %s", self._target)
+        self._reader = None
+        self._writer = None
 
     async def __aenter__(self) -> Self:
         if self._state == _NEW:
@@ -447,7 +447,10 @@ class Connection:
                 async with asyncio.timeout(deadline):
                     data = await reader.read(max_bytes)
         except BaseException as exc:
-            raise self._read_failed(exc, deadline) from exc
+            mapped = self._read_failed(exc, deadline)
+            if mapped is exc:
+                raise
+            raise mapped from exc
         self.last_used_at = time.monotonic()
         return data
 
@@ -465,7 +468,10 @@ class Connection:
                 async with asyncio.timeout(deadline):
                     data = await reader.readexactly(n)
         except BaseException as exc:
-            raise self._read_failed(exc, deadline) from exc
+            mapped = self._read_failed(exc, deadline)
+            if mapped is exc:
+                raise
+            raise mapped from exc
         self.last_used_at = time.monotonic()
         return data
 
@@ -488,7 +494,10 @@ class Connection:
                 async with asyncio.timeout(deadline):
                     line = await reader.readuntil(b"\n")
         except BaseException as exc:
-            raise self._read_failed(exc, deadline) from exc
+            mapped = self._read_failed(exc, deadline)
+            if mapped is exc:
+                raise
+            raise mapped from exc
         self.last_used_at = time.monotonic()
         return line
 
@@ -507,7 +516,10 @@ class Connection:
                 async with asyncio.timeout(deadline):
                     data = await reader.readuntil(separator)
         except BaseException as exc:
-            raise self._read_failed(exc, deadline) from exc
+            mapped = self._read_failed(exc, deadline)
+            if mapped is exc:
+                raise
+            raise mapped from exc
         self.last_used_at = time.monotonic()
         return data
 
@@ -539,7 +551,10 @@ class Connection:
                     )
                 data = await reader.readexactly(length)
         except BaseException as exc:
-            raise self._read_failed(exc, deadline) from exc
+            mapped = self._read_failed(exc, deadline)
+            if mapped is exc:
+                raise
+            raise mapped from exc
         self.last_used_at = time.monotonic()
         return data
 
@@ -557,6 +572,11 @@ class Connection:
         if isinstance(exc, TimeoutError):
             error_type = ReadTimeout if phase == "read" else WriteTimeout
             return error_type(f"{phase} from {target} timed out after {deadline} s")
+        if isinstance(exc, asyncio.IncompleteReadError) and exc.expected is None:
+            return ConnectionClosed(
+                f"connection closed by {target} after {len(exc.partial)} bytes"
+                " without the separator"
+            )
         if isinstance(exc, asyncio.IncompleteReadError):
             return ConnectionClosed(
                 f"connection closed by {target} after {len(exc.partial)} of"
