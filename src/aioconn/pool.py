@@ -184,13 +184,20 @@ class Pool(Generic[R]):
         self._released_event: asyncio.Event | None = None  # set on each release while closing
         self._aborted: set[int] = set()  # ids of leases close() aborted; their release is a no-op
         self._rng = random.Random()
+        self._oversized = False  # set by resize() while more connections exist than max_size
+        # Idle time after which a checkout runs `check` (infinite: never).
+        self._fresh_window = (
+            self._check_after_idle
+            if self._check is not None and self._check_after_idle is not None
+            else float("inf")
+        )
         self._reset_counters()
         frame = sys._getframe(1)
         self._created_where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
     def _reset_counters(self) -> None:
-        self._acquired = 0
-        self._released = 0
+        self._acquired = 0  # acquires that waited; those served at once count apart:
+        self._instant_acquires = 0
         self._created = 0
         self._connect_failures = 0
         self._timeouts = 0
@@ -341,30 +348,42 @@ class Pool(Generic[R]):
             TooManyWaiters: ``max_waiting`` callers already wait.
             ConnectError: opening the connection this caller waited for failed.
         """
-        if self._state != _OPEN or _get_running_loop() is not self._loop:
-            raise self._misuse_error()
+        slot = self._take_idle_now()
+        if slot is not None:
+            return slot.resource
+        return await self._get_slow(timeout)
+
+    def _take_idle_now(self) -> Slot[R] | None:
+        """The fast path: lease a fresh idle slot if nobody queues before us, without awaiting.
+
+        This runs on every acquire, so it is kept to a few comparisons and no calls it can
+        avoid (uncontended acquire + release costs about a microsecond: see docs/benchmarks.md).
+        """
         idle = self._idle
-        # Fast path: a fresh idle connection and nobody queued before us. No await at all.
-        if idle and not self._waiting:
+        # current_task(loop) is None unless a task of *this* pool's loop is running: one cheap
+        # call that both finds the owner and rejects use from another loop (the slow path
+        # then raises the error).
+        if idle and not self._waiting and (owner := _current_task(self._loop)) is not None:
             slot = idle[-1]
             now = _monotonic()
             if (
                 slot.expires_at > now
-                and (
-                    self._check_after_idle is None
-                    or now - slot.idle_since <= self._check_after_idle
-                )
+                and now - slot.idle_since <= self._fresh_window
                 and (self._is_reusable is None or self._is_reusable(slot.resource))
             ):
                 idle.pop()
                 self._leased[id(slot.resource)] = slot
-                self._acquired += 1
-                self._wait_times.add(0.0)
-                self._start_lease(slot, now)
-                return slot.resource
-        return await self._get_slow(timeout)
+                self._instant_acquires += 1
+                slot.leased_at = now
+                slot.owner = owner
+                if self._leak_timeout is not None:
+                    self._watch_for_leak(slot)
+                return slot
+        return None
 
     async def _get_slow(self, timeout: CallTimeout) -> R:
+        if self._state != _OPEN or _get_running_loop() is not self._loop:
+            raise self._misuse_error()
         deadline = (
             self._acquire_timeout if timeout is DEFAULT else _validate.timeout("timeout", timeout)
         )
@@ -385,7 +404,10 @@ class Pool(Generic[R]):
         now = _monotonic()
         self._acquired += 1
         self._wait_times.add(now - started)
-        self._start_lease(slot, now)
+        slot.leased_at = now
+        slot.owner = _current_task()
+        if self._leak_timeout is not None:
+            self._watch_for_leak(slot)
         return slot.resource
 
     async def _next_slot(self) -> Slot[R]:
@@ -467,17 +489,15 @@ class Pool(Generic[R]):
             return "not_reusable"
         return None
 
-    def _start_lease(self, slot: Slot[R], now: float) -> None:
-        slot.leased_at = now
-        slot.owner = _current_task()
-        if self._leak_timeout is not None:
-            slot.acquired_stack = traceback.StackSummary.extract(
-                traceback.walk_stack(sys._getframe(2)), limit=16
-            )
-            assert self._loop is not None
-            slot.leak_timer = self._loop.call_later(
-                self._leak_timeout, _report_leak, weakref.ref(self), slot
-            )
+    def _watch_for_leak(self, slot: Slot[R]) -> None:
+        assert self._leak_timeout is not None
+        slot.acquired_stack = traceback.StackSummary.extract(
+            traceback.walk_stack(sys._getframe(2)), limit=16
+        )
+        assert self._loop is not None
+        slot.leak_timer = self._loop.call_later(
+            self._leak_timeout, _report_leak, weakref.ref(self), slot
+        )
 
     # -- release -----------------------------------------------------------------------------
 
@@ -518,27 +538,31 @@ class Pool(Generic[R]):
                 return
             raise self._foreign_error(resource)
         now = _monotonic()
-        self._released += 1
         self._hold_times.add(now - slot.leased_at)
-        slot.owner = None
         if slot.leak_timer is not None:
             slot.leak_timer.cancel()
             slot.leak_timer = None
         if reason is None:
             if self._state != _OPEN:
                 reason = "pool_closed"
-            elif self._is_reusable is not None and not self._is_reusable(resource):
-                reason = "not_reusable"
             elif slot.expires_at <= now:
                 reason = "max_lifetime"
-            elif self._size() >= self._max_size:
-                reason = "resized"
-        if reason is None:
+            elif self._is_reusable is not None and not self._is_reusable(resource):
+                reason = "not_reusable"
+            elif self._oversized:
+                if self._size() >= self._max_size:
+                    reason = "resized"
+                else:
+                    self._oversized = False
+        if reason is None and not self._waiters:
+            slot.idle_since = now
+            self._idle.append(slot)
+        elif reason is None:
             self._hand_or_idle(slot, now)
         else:
             self._discard(slot, reason)
-        if self._released_event is not None:
-            self._released_event.set()
+            if self._released_event is not None:  # close() waits for this release
+                self._released_event.set()
 
     def _hand_or_idle(self, slot: Slot[R], now: float, idle_since: float | None = None) -> None:
         """Give a free slot to the longest waiter (FIFO, no barging), else make it idle."""
@@ -743,6 +767,7 @@ class Pool(Generic[R]):
             self._max_size if max_size is None else max_size,
         )
         self._min_size, self._max_size = new_min, new_max
+        self._oversized = self._size() > new_max
         while self._idle and self._size() > self._max_size:
             self._discard(self._idle.popleft(), "resized")
         self._grow()
@@ -775,13 +800,13 @@ class Pool(Generic[R]):
             waiting=self._waiting,
             min_size=self._min_size,
             max_size=self._max_size,
-            acquired=self._acquired,
-            released=self._released,
+            acquired=self._acquired + self._instant_acquires,
+            released=self._hold_times.count,
             created=self._created,
             connect_failures=self._connect_failures,
             timeouts=self._timeouts,
             discarded=Discards(**self._discards),
-            acquire_wait=self._wait_times.snapshot(),
+            acquire_wait=self._wait_times.snapshot(zeros=self._instant_acquires),
             hold_time=self._hold_times.snapshot(),
         )
 
@@ -823,8 +848,11 @@ class Lease(Generic[R]):
         self._timeout = timeout
 
     async def __aenter__(self) -> R:
-        self._resource = await self._pool.get(self._timeout)
-        return self._resource
+        pool = self._pool
+        slot = pool._take_idle_now()
+        resource = slot.resource if slot is not None else await pool._get_slow(self._timeout)
+        self._resource = resource
+        return resource
 
     async def __aexit__(
         self,
@@ -833,11 +861,10 @@ class Lease(Generic[R]):
         tb: TracebackType | None,
     ) -> None:
         pool = self._pool
-        if exc is None:
-            if pool._reset is None:
-                pool._release(self._resource, None)
-            else:
-                await pool.put(self._resource)
+        if exc is None and pool._reset is None:
+            pool._release(self._resource, None)
+        elif exc is None:
+            await pool.put(self._resource)
         elif not isinstance(exc, Exception):
             pool._release(self._resource, "interrupted")  # cancelled or interrupted mid-use
         elif isinstance(exc, OSError | Error):

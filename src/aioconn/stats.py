@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 __all__ = ["Discards", "PoolStats", "Summary"]
@@ -25,6 +26,8 @@ class Summary:
 _FLOOR = 1e-6  # durations below a microsecond share the first bucket
 _GROWTH = math.log(1.05)  # each bucket is 5 % wider than the previous one
 _BUCKETS = 512  # 1 µs * 1.05**511 ≈ 6.6e4 s: longer durations share the last bucket
+_SCALE = 1 / _GROWTH
+_OFFSET = 1 - math.log(_FLOOR) * _SCALE  # bucket = 1 + log(seconds / _FLOOR) / _GROWTH
 
 
 class SummaryRecorder:
@@ -38,20 +41,20 @@ class SummaryRecorder:
         self.total = 0.0
         self.max = 0.0
 
-    def add(self, seconds: float) -> None:
-        """Record one duration."""
+    def add(self, seconds: float, _log: Callable[[float], float] = math.log) -> None:
+        """Record one duration (on every release: kept to plain arithmetic, no calls but log)."""
         self.count += 1
         self.total += seconds
         if seconds > self.max:
             self.max = seconds
-        if seconds <= _FLOOR:
-            self._buckets[0] += 1
-        else:
-            self._buckets[min(_BUCKETS - 1, 1 + int(math.log(seconds / _FLOOR) / _GROWTH))] += 1
+        index = int(_log(seconds) * _SCALE + _OFFSET) if seconds > _FLOOR else 0
+        self._buckets[index if index < _BUCKETS else _BUCKETS - 1] += 1
 
-    def _quantile(self, q: float) -> float:
-        rank = max(1, math.ceil(q * self.count))
-        seen = 0
+    def _quantile(self, q: float, zeros: int) -> float:
+        rank = max(1, math.ceil(q * (self.count + zeros)))
+        if rank <= zeros:
+            return 0.0
+        seen = zeros
         for index, n in enumerate(self._buckets):
             seen += n
             if seen >= rank:
@@ -61,15 +64,16 @@ class SummaryRecorder:
                 return min(self.max, _FLOOR * math.exp((index - 0.5) * _GROWTH))
         return self.max
 
-    def snapshot(self) -> Summary:
-        """The summary as it stands."""
-        if self.count == 0:
+    def snapshot(self, zeros: int = 0) -> Summary:
+        """The summary as it stands, with ``zeros`` more durations of exactly 0 counted in."""
+        count = self.count + zeros
+        if count == 0:
             return Summary()
         return Summary(
-            count=self.count,
-            mean=self.total / self.count,
-            p50=self._quantile(0.5),
-            p99=self._quantile(0.99),
+            count=count,
+            mean=self.total / count,
+            p50=self._quantile(0.5, zeros),
+            p99=self._quantile(0.99, zeros),
             max=self.max,
         )
 
