@@ -16,7 +16,7 @@ from collections.abc import Generator
 from types import TracebackType
 from typing import Any, Final, Self
 
-from . import _validate
+from . import _registry, _validate
 from ._open import Target, open_transport
 from ._options import (
     DEFAULT_CLOSE_TIMEOUT,
@@ -211,10 +211,14 @@ class Connection:
             logger.debug("connecting to %s failed: %r", self._target, exc)
             raise
         transport, protocol, reader = opened
+        if self._state != _CONNECTING:  # close() or abort() ran while we were connecting
+            transport.abort()
+            raise ConnectionClosed(f"connection to {self._target} was closed while connecting")
         self._transport = transport
         self._reader = reader
         self._writer = asyncio.StreamWriter(transport, protocol, reader, asyncio.get_running_loop())
         self._state = _OPEN
+        _registry.open_connections.add(self)
         self.last_used_at = time.monotonic()
         logger.debug(
             "connected to %s (peer %s) in %.1f ms",
@@ -244,6 +248,7 @@ class Connection:
         if self._state == _CLOSED:
             return
         self._state = _CLOSED
+        _registry.open_connections.discard(self)
         writer, transport = self._writer, self._transport
         self._reader = None
         self._writer = None
@@ -280,6 +285,7 @@ class Connection:
         if self._state == _CLOSED and self._transport is None:
             return
         self._state = _CLOSED
+        _registry.open_connections.discard(self)
         transport, self._transport = self._transport, None
         if transport is not None:
             transport.abort()  # before dropping the writer, whose __del__ checks is_closing()
@@ -315,6 +321,11 @@ class Connection:
                 transport.abort()
 
     # -- state -------------------------------------------------------------------------------
+
+    @property
+    def created_where(self) -> str:
+        """``file:line`` of the code outside aioconn that created this connection."""
+        return self._created_where
 
     @property
     def closed(self) -> bool:

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar, overload
 
-from . import _validate
+from . import _registry, _validate
 from ._maintenance import run_maintenance
 from ._slot import Slot, describe_holder
 from .connection import DEFAULT, CallTimeout
@@ -218,6 +218,7 @@ class Pool(Generic[R]):
             raise RuntimeError(f"{self!r} was already opened")
         self._loop = _get_running_loop()
         self._state = _OPEN
+        _registry.open_pools.add(self)
         self._reset_counters()
         if self._min_size:
             self._opening += self._min_size
@@ -300,6 +301,7 @@ class Pool(Generic[R]):
                 await self._drain_tasks()
             finally:
                 self._state = _CLOSED
+                _registry.open_pools.discard(self)
                 logger.debug("closed %r", self)
 
     def _abort_leases(self, me: asyncio.Task[Any] | None) -> None:
@@ -772,6 +774,11 @@ class Pool(Generic[R]):
             self._discard(self._idle.popleft(), "resized")
         self._grow()
         self._fill()
+
+    @property
+    def created_where(self) -> str:
+        """``file:line`` of the code that created this pool."""
+        return self._created_where
 
     @property
     def closed(self) -> bool:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
-__all__ = ["EchoServer"]
+__all__ = ["EchoServer", "parse_witness_reply"]
 
 logger = logging.getLogger("aioconn.testing")
 
@@ -25,10 +25,22 @@ class EchoServer:
     — so a test can see from the server's side whether a client really closed, and it can
     ``close_all()`` (FIN) or ``reset_all()`` (RST) the connections it holds.
 
+    With ``witness=True`` the server is a witness for cross-talk tests instead: each request is
+    one line ``<request-id>[ <directive>]`` and each reply is ``<request-id> <server-id>\n``,
+    where ``server-id`` numbers the server-side connection. A caller that ever reads an id that
+    is not its own has seen cross-talk. Directives make the server misbehave on purpose:
+
+    * ``delay <seconds>``: wait before replying;
+    * ``twice``: reply twice (a stale reply is left on the connection);
+    * ``partial``: send the first half of the reply, then stall forever;
+    * ``stall``: never reply;
+    * ``close``: reply, then close the connection.
+
     Args:
         host, port: where to listen (TCP); ``port=0`` picks a free port.
         path: listen on this Unix socket path instead of TCP.
         ssl: a server-side ``ssl.SSLContext`` to speak TLS.
+        witness: speak the request-id protocol above instead of echoing bytes.
     """
 
     def __init__(
@@ -38,8 +50,12 @@ class EchoServer:
         *,
         path: str | os.PathLike[str] | None = None,
         ssl: _ssl.SSLContext | None = None,
+        witness: bool = False,
     ) -> None:
         self.host = host
+        self.witness = witness
+        self._stopping = False
+        self.requests = 0
         self.port = port
         self.path = None if path is None else os.fspath(path)
         self._ssl = ssl
@@ -76,6 +92,7 @@ class EchoServer:
     async def stop(self) -> None:
         """Stop listening, close every connection and wait for the handlers to finish."""
         server, self._server = self._server, None
+        self._stopping = True
         if server is not None:
             server.close()
         for writer in list(self._writers):
@@ -145,15 +162,52 @@ class EchoServer:
         self.opened += 1
         self._notify()
         try:
-            while data := await reader.read(65536):
-                self.bytes_received += len(data)
-                writer.write(data)
-                await writer.drain()
+            if self.witness:
+                await self._witness(reader, writer, server_id=self.opened)
+            else:
+                while data := await reader.read(65536):
+                    self.bytes_received += len(data)
+                    writer.write(data)
+                    await writer.drain()
         except OSError:
             pass  # the client reset the connection: that ends it like EOF does
+        except asyncio.CancelledError:
+            # stop() cancels handlers stuck on purpose (stall, partial). asyncio 3.11's
+            # start_server reports a cancelled handler to the loop as an error, so end it quietly
+            # when the cancellation is stop()'s own; anyone else's propagates.
+            if not self._stopping:
+                raise
         finally:
             self._writers.discard(writer)
             writer.close()
             self.closed += 1
             self._handlers.discard(task)
             self._notify()
+
+    async def _witness(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server_id: int
+    ) -> None:
+        while line := await reader.readline():
+            self.bytes_received += len(line)
+            self.requests += 1
+            request_id, _, directive = line.decode().strip().partition(" ")
+            reply = f"{request_id} {server_id}\n".encode()
+            command, _, argument = directive.partition(" ")
+            if command == "stall":
+                await asyncio.Event().wait()
+            if command == "delay":
+                await asyncio.sleep(float(argument))
+            if command == "partial":
+                writer.write(reply[: len(reply) // 2])
+                await writer.drain()
+                await asyncio.Event().wait()
+            writer.write(reply * 2 if command == "twice" else reply)
+            await writer.drain()
+            if command == "close":
+                return
+
+
+def parse_witness_reply(reply: bytes) -> tuple[str, int]:
+    """Split a witness reply line into ``(request_id, server_id)``."""
+    request_id, server_id = reply.decode().split()
+    return request_id, int(server_id)
