@@ -51,13 +51,16 @@ def test_host_not_str(host: Any) -> None:
         aioconn.connect(host, 80)
 
 
-@pytest.mark.parametrize("name", ["connect_timeout", "close_timeout", "read_timeout", "write_timeout"])
+@pytest.mark.parametrize(
+    "name", ["connect_timeout", "close_timeout", "read_timeout", "write_timeout"]
+)
 @pytest.mark.parametrize(("value", "error"), BAD_TIMEOUTS)
 def test_bad_timeouts(name: str, value: object, error: type[Exception]) -> None:
+    kwargs: dict[str, Any] = {name: value}
     with pytest.raises(error, match=rf"^{name} must be a "):
-        aioconn.connect("127.0.0.1", 80, **{name: value})
+        aioconn.connect("127.0.0.1", 80, **kwargs)
     with pytest.raises(error, match=rf"^{name} must be a "):
-        aioconn.connect_unix("/tmp/x.sock", **{name: value})
+        aioconn.connect_unix("/tmp/x.sock", **kwargs)
 
 
 def test_close_timeout_cannot_be_none() -> None:
@@ -67,7 +70,8 @@ def test_close_timeout_cannot_be_none() -> None:
 
 @pytest.mark.parametrize("name", ["connect_timeout", "read_timeout", "write_timeout"])
 def test_optional_timeouts_accept_none(name: str) -> None:
-    conn = Connection("127.0.0.1", 80, **{name: None})
+    kwargs: dict[str, Any] = {name: None}
+    conn = Connection("127.0.0.1", 80, **kwargs)
     assert repr(conn) == "<aioconn.Connection 127.0.0.1:80 [new]>"
 
 
@@ -104,11 +108,15 @@ def test_keepalive_wrong_type(keepalive: Any) -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "name"),
-    [({"idle": 0}, "keepalive.idle"), ({"interval": -1}, "keepalive.interval"), ({"count": 0}, "keepalive.count")],
+    [
+        ({"idle": 0}, "keepalive.idle"),
+        ({"interval": -1}, "keepalive.interval"),
+        ({"count": 0}, "keepalive.count"),
+    ],
 )
-def test_keepalive_bad_settings(kwargs: dict[str, float], name: str) -> None:
+def test_keepalive_bad_settings(kwargs: dict[str, Any], name: str) -> None:
     with pytest.raises(ValueError, match=rf"^{name} must be "):
-        KeepAlive(**kwargs)  # type: ignore[arg-type]
+        KeepAlive(**kwargs)
 
 
 @pytest.mark.parametrize("local_addr", [("127.0.0.1",), "127.0.0.1:0", ("127.0.0.1", "0")])
@@ -136,7 +144,11 @@ def test_unix_path_bad(path: Any) -> None:
         ({"attempts": 2.0}, TypeError, r"^attempts must be an int"),
         ({"initial_delay": 0}, ValueError, r"^initial_delay must be a positive"),
         ({"max_delay": math.inf}, ValueError, r"^max_delay must be a positive"),
-        ({"initial_delay": 1.0, "max_delay": 0.5}, ValueError, r"^max_delay must be >= initial_delay"),
+        (
+            {"initial_delay": 1.0, "max_delay": 0.5},
+            ValueError,
+            r"^max_delay must be >= initial_delay",
+        ),
         ({"jitter": 1.5}, ValueError, r"^jitter must be in 0\.\.1, got 1\.5"),
         ({"jitter": -0.1}, ValueError, r"^jitter must be a finite number >= 0"),
         ({"multiplier": 0.5}, ValueError, r"^multiplier must be >= 1, got 0\.5"),
@@ -152,6 +164,8 @@ def test_bad_retry(kwargs: dict[str, Any], error: type[Exception], pattern: str)
 # -- per-call arguments on an open connection ---------------------------------------------------
 
 IoCall = Callable[[aioconn.Connection], Awaitable[object]]
+# Deliberately wrong argument types: the connection is typed Any so mypy lets them through.
+BadCall = Callable[[Any], Awaitable[object]]
 
 ZERO_TIMEOUT_CALLS: list[tuple[str, IoCall]] = [
     ("send", lambda c: c.send(b"x", timeout=0)),
@@ -164,7 +178,9 @@ ZERO_TIMEOUT_CALLS: list[tuple[str, IoCall]] = [
 ]
 
 
-@pytest.mark.parametrize(("method", "call"), ZERO_TIMEOUT_CALLS, ids=[m for m, _ in ZERO_TIMEOUT_CALLS])
+@pytest.mark.parametrize(
+    ("method", "call"), ZERO_TIMEOUT_CALLS, ids=[m for m, _ in ZERO_TIMEOUT_CALLS]
+)
 async def test_per_call_timeout_invalid(echo_server: EchoServer, method: str, call: IoCall) -> None:
     async with aioconn.connect("127.0.0.1", echo_server.port) as conn:
         with pytest.raises(ValueError, match=r"^timeout must be a positive finite number"):
@@ -177,23 +193,30 @@ async def test_per_call_timeout_invalid(echo_server: EchoServer, method: str, ca
         assert await conn.readline() == b"ok\n"
 
 
-BAD_ARGUMENT_CALLS: list[tuple[str, IoCall, type[Exception], str]] = [
+BAD_ARGUMENT_CALLS: list[tuple[str, BadCall, type[Exception], str]] = [
     ("recv-0", lambda c: c.recv(max_bytes=0), ValueError, r"^max_bytes must be >= 1, got 0"),
     ("recv-neg", lambda c: c.recv(-5), ValueError, r"^max_bytes must be >= 1"),
-    ("recv-float", lambda c: c.recv(1.5), TypeError, r"^max_bytes must be an int"),  # type: ignore[arg-type]
+    ("recv-float", lambda c: c.recv(1.5), TypeError, r"^max_bytes must be an int"),
     ("readexactly-neg", lambda c: c.readexactly(-1), ValueError, r"^n must be >= 0, got -1"),
     ("readuntil-empty", lambda c: c.readuntil(b""), ValueError, r"^separator must be non-empty"),
-    ("readuntil-str", lambda c: c.readuntil("\n"), ValueError, r"^separator must be non-empty bytes"),  # type: ignore[arg-type]
-    ("send-str", lambda c: c.send("str"), TypeError, r"^data must be bytes-like, got str"),  # type: ignore[arg-type]
-    ("send-int", lambda c: c.send(3), TypeError, r"^data must be bytes-like, got int"),  # type: ignore[arg-type]
+    (
+        "readuntil-str",
+        lambda c: c.readuntil("\n"),
+        ValueError,
+        r"^separator must be non-empty bytes",
+    ),
+    ("send-str", lambda c: c.send("str"), TypeError, r"^data must be bytes-like, got str"),
+    ("send-int", lambda c: c.send(3), TypeError, r"^data must be bytes-like, got int"),
 ]
 
 
 @pytest.mark.parametrize(
-    ("name", "call", "error", "pattern"), BAD_ARGUMENT_CALLS, ids=[n for n, *_ in BAD_ARGUMENT_CALLS]
+    ("name", "call", "error", "pattern"),
+    BAD_ARGUMENT_CALLS,
+    ids=[n for n, *_ in BAD_ARGUMENT_CALLS],
 )
 async def test_bad_io_arguments(
-    echo_server: EchoServer, name: str, call: IoCall, error: type[Exception], pattern: str
+    echo_server: EchoServer, name: str, call: BadCall, error: type[Exception], pattern: str
 ) -> None:
     async with aioconn.connect("127.0.0.1", echo_server.port) as conn:
         with pytest.raises(error, match=pattern):

@@ -13,7 +13,7 @@ import sys
 import time
 import warnings
 from collections.abc import Generator
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any, Final, Self
 
 from . import _registry, _validate
@@ -157,6 +157,8 @@ class Connection:
             limit=limit,
             retry=retry,
         )
+        if options.ssl is not None and options.server_hostname is None:
+            raise ValueError("server_hostname is required with ssl on a Unix socket (no host name)")
         return cls._from_options(Target(path=_unix_path(path)), options)
 
     @classmethod
@@ -176,12 +178,7 @@ class Connection:
         self._transport: asyncio.Transport | None = None
         self.created_at = time.time()
         self.last_used_at = time.monotonic()
-        frame = sys._getframe(2)
-        while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(
-            "aioconn."
-        ):
-            frame = frame.f_back
-        self._created_where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        self._created_where = _caller_outside_aioconn(sys._getframe(2))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -369,13 +366,17 @@ class Connection:
 
     @property
     def peername(self) -> Any:
-        """The peer's address as the socket reports it, or None when not connected."""
-        return None if self._transport is None else self._transport.get_extra_info("peername")
+        """The peer's address as the socket reports it, or None when not open."""
+        if self._state != _OPEN or self._transport is None:
+            return None
+        return self._transport.get_extra_info("peername")
 
     @property
     def sockname(self) -> Any:
-        """The local address, or None when not connected."""
-        return None if self._transport is None else self._transport.get_extra_info("sockname")
+        """The local address, or None when not open."""
+        if self._state != _OPEN or self._transport is None:
+            return None
+        return self._transport.get_extra_info("sockname")
 
     @property
     def tls_version(self) -> str | None:
@@ -536,6 +537,8 @@ class Connection:
 
     async def send_frame(self, payload: bytes, *, timeout: CallTimeout = DEFAULT) -> None:
         """Send ``payload`` behind a 4-byte big-endian length prefix."""
+        if not isinstance(payload, bytes | bytearray | memoryview):
+            raise TypeError(f"payload must be bytes-like, got {type(payload).__name__}")
         if len(payload) > self._options.limit:
             raise ProtocolError(
                 f"frame of {len(payload)} bytes exceeds limit={self._options.limit} bytes"
@@ -582,7 +585,8 @@ class Connection:
             return exc
         if isinstance(exc, TimeoutError):
             error_type = ReadTimeout if phase == "read" else WriteTimeout
-            return error_type(f"{phase} from {target} timed out after {deadline} s")
+            direction = "from" if phase == "read" else "to"
+            return error_type(f"{phase} {direction} {target} timed out after {deadline} s")
         if isinstance(exc, asyncio.IncompleteReadError) and exc.expected is None:
             return ConnectionClosed(
                 f"connection closed by {target} after {len(exc.partial)} bytes"
@@ -606,6 +610,16 @@ class Connection:
         if self._state == _NEW or self._state == _CONNECTING:
             return ConnectionClosed(f"connection to {self._target} is not connected yet")
         return ConnectionClosed(f"connection to {self._target} is closed")
+
+
+def _caller_outside_aioconn(frame: FrameType | None) -> str:
+    """``file:line`` of the first frame outside aioconn and asyncio, for leak reports."""
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if not module.startswith(("aioconn.", "asyncio.")):
+            return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        frame = frame.f_back
+    return "an aioconn background task (a pool opening connections)"
 
 
 def _call_timeout(timeout: float | _Default | None) -> float | None:

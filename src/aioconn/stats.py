@@ -83,7 +83,8 @@ class Discards:
     """Connections the pool closed instead of reusing, by reason."""
 
     interrupted: int = 0
-    """The block ended with cancellation, a timeout or another BaseException."""
+    """The block ended with cancellation (a timeout *around* the block cancels it) or another
+    BaseException; a ``TimeoutError`` raised inside the block counts as ``error``."""
     error: int = 0
     """The block ended with an ``OSError`` or an ``aioconn.Error``."""
     not_reusable: int = 0
