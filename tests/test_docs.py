@@ -1,0 +1,303 @@
+"""The documentation's examples run: every ```python block of README.md and docs/**/*.md.
+
+How a Markdown file is run (authors of new pages need nothing else):
+
+- Every block fenced ```` ```python ```` (or ```` ```py ````) is executed. The blocks of one file
+  run in order, in one shared namespace, so a later block can use names an earlier one defined.
+  Each file starts from a fresh namespace, in a fresh temporary working directory.
+- Top-level ``await`` works, as in ``python -m asyncio``: a block that awaits at top level is
+  compiled with ``ast.PyCF_ALLOW_TOP_LEVEL_AWAIT`` and runs on the file's event loop (one
+  ``asyncio.Runner`` per file, kept open across blocks, so a pool or connection opened by one
+  block can be used by the next). A block with no top-level ``await`` runs as plain code with no
+  loop running, so it may call ``asyncio.run(main())`` itself, the way a script would.
+- ```` ```python no-run ```` marks a block that is compiled (so it must still be valid Python)
+  but not executed: for fragments that need something the test cannot provide (a real remote
+  host, global logging configuration). Use it sparingly; anything else should run.
+- Other fences (```` ```console ````, ```` ```text ````, ```` ```mermaid ````, ...) are ignored.
+- A file fails when a block raises (the traceback points at the Markdown file's own line
+  numbers), when asyncio or aioconn logs an ERROR (e.g. "Task exception was never retrieved"),
+  or when tasks are still running on the file's loop after its last block (after a short grace
+  period): an example that leaves work behind is not an example to copy. After a failure, the
+  pools, connections and echo servers the page left open at top level are closed, so that one
+  broken page does not show up as leaks in the tests after it.
+
+Examples assert what they show (``assert reply == b"hello\\n"``) and bind to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import contextlib
+import gc
+import inspect
+import logging
+import re
+import textwrap
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import CodeType
+from typing import Any
+
+import pytest
+
+import aioconn
+from aioconn.testing import EchoServer
+
+ROOT = Path(__file__).resolve().parent.parent
+NO_RUN = "no-run"
+PYTHON_LANGUAGES = frozenset({"python", "py"})
+LEFTOVER_GRACE = 2.0  # seconds the file's loop may take to finish background work at the end
+
+_FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One fenced Python block: where its code starts, its code, and whether it runs."""
+
+    line: int  # 1-based line number of the block's first line of code
+    source: str
+    run: bool
+
+
+def doc_files() -> list[Path]:
+    """README.md and every Markdown file under docs/, found afresh at each collection."""
+    docs = ROOT / "docs"
+    found = sorted(docs.rglob("*.md")) if docs.is_dir() else []
+    return [path for path in [ROOT / "README.md", *found] if path.is_file()]
+
+
+def extract_blocks(text: str, name: str = "<markdown>") -> list[Block]:
+    """The Python blocks of a Markdown text, in order (CommonMark fences, ``` or ~~~).
+
+    A fence indented inside a list item has that indentation stripped from its lines.
+
+    Raises:
+        ValueError: a fence is never closed (CommonMark would swallow the rest of the file).
+    """
+    blocks: list[Block] = []
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        opening = _FENCE.match(lines[index])
+        index += 1
+        if opening is None or (opening["fence"][0] == "`" and "`" in opening["info"]):
+            continue
+        fence, indent = opening["fence"], len(opening["indent"])
+        words = opening["info"].split()
+        language = words[0].lower() if words else ""
+        start = index
+        while index < len(lines) and not _closes(lines[index], fence):
+            index += 1
+        if index == len(lines):
+            raise ValueError(f"{name}:{start}: the {fence} fence opened here is never closed")
+        body = lines[start:index]
+        index += 1  # past the closing fence
+        if language in PYTHON_LANGUAGES:
+            source = "\n".join(_unindent(line, indent) for line in body)
+            blocks.append(Block(line=start + 1, source=source, run=NO_RUN not in words[1:]))
+    return blocks
+
+
+def _closes(line: str, fence: str) -> bool:
+    stripped = line.strip()
+    return stripped.startswith(fence) and not stripped.strip(fence[0])
+
+
+def _unindent(line: str, indent: int) -> str:
+    # Strip up to the fence's own indentation, never more (CommonMark's rule for fenced code).
+    width = len(line) - len(line.lstrip(" \t"))
+    return line[min(width, indent) :]
+
+
+def compile_block(block: Block, filename: str) -> CodeType:
+    """Compile with top-level ``await`` allowed; line numbers are the Markdown file's own."""
+    padded = "\n" * (block.line - 1) + textwrap.dedent(block.source)
+    code: CodeType = compile(
+        padded, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True
+    )
+    return code
+
+
+class _ErrorLog(logging.Handler):
+    """Collects ERROR records from the loggers it is attached to."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def report(self) -> str:
+        formatter = logging.Formatter("%(name)s %(levelname)s: %(message)s")
+        return "\n\n".join(formatter.format(record) for record in self.records)
+
+
+@contextlib.contextmanager
+def _collect_errors(*names: str) -> Iterator[_ErrorLog]:
+    handler = _ErrorLog()
+    loggers = [logging.getLogger(name) for name in names]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+
+
+async def _leftover_tasks(grace: float) -> list[asyncio.Task[Any]]:
+    """Tasks other than this one still running once ``grace`` seconds have passed."""
+    me = asyncio.current_task()
+    pending = [task for task in asyncio.all_tasks() if task is not me]
+    if pending:
+        await asyncio.wait(pending, timeout=grace)
+    return [task for task in pending if not task.done()]
+
+
+def run_markdown(text: str, filename: str, *, grace: float = LEFTOVER_GRACE) -> int:
+    """Run the Python blocks of one Markdown text as described above; returns how many ran.
+
+    Every block is compiled before any runs, so a syntax error anywhere (``no-run`` blocks
+    included) fails the file even if an earlier block would have failed too.
+    """
+    compiled = [(block, compile_block(block, filename)) for block in extract_blocks(text, filename)]
+    namespace: dict[str, Any] = {"__name__": "__main__", "__file__": filename}
+    ran = 0
+    with _collect_errors("asyncio", "aioconn") as errors, asyncio.Runner() as runner:
+        try:
+            for block, code in compiled:
+                if not block.run:
+                    continue
+                if code.co_flags & inspect.CO_COROUTINE:
+                    runner.run(eval(code, namespace))
+                else:
+                    exec(code, namespace)
+                ran += 1
+            leftovers = runner.run(_leftover_tasks(grace))
+            assert not leftovers, (
+                f"{filename}: tasks still running after the last block: {leftovers}"
+            )
+        except BaseException:
+            # A failing page skips its own cleanup. Close what it left open at top level (what
+            # it opened with `async with` closed as the error unwound), so that the failure is
+            # reported once, here, and not as leaks in whichever test happens to run next.
+            runner.run(_shut_down(namespace))
+            namespace.clear()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ResourceWarning)
+                gc.collect()
+            raise
+    assert not errors.records, f"{filename}: errors were logged:\n{errors.report()}"
+    return ran
+
+
+async def _shut_down(namespace: dict[str, Any]) -> None:
+    """Best effort: close the pools, connections and servers a failed page left open."""
+    for value in reversed(list(namespace.values())):
+        with contextlib.suppress(Exception):
+            if isinstance(value, aioconn.Pool):
+                await value.close(timeout=1.0)
+            elif isinstance(value, aioconn.Connection):
+                value.abort()
+            elif isinstance(value, EchoServer):
+                await value.stop()
+    await _leftover_tasks(0.5)
+
+
+@pytest.mark.parametrize("path", doc_files(), ids=lambda path: path.relative_to(ROOT).as_posix())
+def test_examples_run(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # examples that write files write them here
+    run_markdown(path.read_text(encoding="utf-8"), str(path))
+
+
+@pytest.mark.parametrize("name", ["README.md", "docs/connection.md", "docs/pool.md"])
+def test_core_pages_have_runnable_examples(name: str) -> None:
+    # Guards the guard: a parser that found nothing would let every page "pass".
+    blocks = extract_blocks((ROOT / name).read_text(encoding="utf-8"), name)
+    assert sum(block.run for block in blocks) >= 2
+
+
+# -- the runner itself -------------------------------------------------------------------------
+
+SAMPLE = """\
+Text.
+
+```python
+import asyncio
+x = await asyncio.sleep(0, result=1)
+```
+
+```python no-run
+await never_defined()
+```
+
+```console
+$ not python
+```
+
+````markdown
+```python
+raise AssertionError("inside a markdown example: not a block of this page")
+```
+````
+
+1. In a list:
+
+   ```py
+   def plain() -> int:
+       return asyncio.run(asyncio.sleep(0, result=x + 1))
+   ```
+
+~~~python
+assert plain() == 2
+~~~
+"""
+
+
+def test_extract_blocks_finds_python_fences_and_markers() -> None:
+    blocks = extract_blocks(SAMPLE)
+    assert [(block.line, block.run) for block in blocks] == [
+        (4, True),
+        (9, False),
+        (25, True),
+        (30, True),
+    ]
+    assert blocks[2].source.startswith("def plain() -> int:\n    return")
+
+
+def test_run_markdown_shares_a_namespace_and_allows_both_await_styles() -> None:
+    assert run_markdown(SAMPLE, "<sample>") == 3
+
+
+def test_failures_point_at_the_markdown_line() -> None:
+    text = "Intro.\n\n```python\nvalue = 1\nassert value == 2, 'shown wrong'\n```\n"
+    with pytest.raises(AssertionError, match="shown wrong") as caught:
+        run_markdown(text, "<page>")
+    assert caught.traceback[-1].lineno + 1 == 5  # pytest's line numbers are 0-based
+
+
+def test_no_run_blocks_must_still_compile() -> None:
+    with pytest.raises(SyntaxError):
+        run_markdown("```python no-run\ndef broken(:\n```\n", "<page>")
+
+
+def test_an_unclosed_fence_is_an_error() -> None:
+    with pytest.raises(ValueError, match="never closed"):
+        extract_blocks("```python\nprint('x')\n", "<page>")
+
+
+def test_tasks_left_running_fail_the_page() -> None:
+    text = (
+        "```python\n"
+        "import asyncio\n"
+        "forgotten = asyncio.ensure_future(asyncio.sleep(60))\n"
+        "await asyncio.sleep(0)\n"
+        "```\n"
+    )
+    with pytest.raises(AssertionError, match="tasks still running"):
+        run_markdown(text, "<page>", grace=0.01)
