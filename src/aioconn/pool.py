@@ -240,7 +240,9 @@ class Pool(Generic[R]):
                 first = failures[0]
                 if not isinstance(first, Exception):
                     raise first
-                raise _as_connect_error(first, self.name) from first
+                # No `from first`: a TypeError/ValueError/ConnectError is raised as it is (it would
+                # become its own cause); a wrapping ConnectError already has it as __cause__.
+                raise _as_connect_error(first, self.name)
         period = self._maintenance_period()
         self._maintenance = asyncio.create_task(
             run_maintenance(weakref.ref(self), period), name=f"aioconn maintenance {self.name}"
@@ -320,6 +322,8 @@ class Pool(Generic[R]):
     async def _drain_tasks(self) -> None:
         while self._tasks:
             await asyncio.wait(list(self._tasks))
+        if self._maintenance is not None and not self._maintenance.done():
+            await asyncio.wait([self._maintenance])  # cancelled by close(); let it finish
 
     def __del__(self) -> None:
         if getattr(self, "_state", _CLOSED) == _OPEN:
@@ -339,6 +343,8 @@ class Pool(Generic[R]):
 
         ``timeout`` overrides ``acquire_timeout`` for this call (``None``: wait forever).
         """
+        if timeout is not DEFAULT:
+            _validate.timeout("timeout", timeout)
         return Lease(self, timeout)
 
     async def get(self, timeout: CallTimeout = DEFAULT) -> R:
@@ -349,7 +355,10 @@ class Pool(Generic[R]):
             PoolClosed: the pool is not open.
             TooManyWaiters: ``max_waiting`` callers already wait.
             ConnectError: opening the connection this caller waited for failed.
+            TypeError, ValueError: ``timeout`` is not a positive number of seconds or None.
         """
+        if timeout is not DEFAULT:  # checked before the fast path, so it never depends on luck
+            _validate.timeout("timeout", timeout)
         slot = self._take_idle_now()
         if slot is not None:
             return slot.resource
@@ -579,6 +588,9 @@ class Pool(Generic[R]):
                 return
         if self._state != _OPEN:
             self._discard(slot, "pool_closed")
+            return
+        if self._size() >= self._max_size:  # surplus above a max_size lowered by resize()
+            self._discard(slot, "resized")
             return
         slot.idle_since = now if idle_since is None else idle_since
         self._idle.append(slot)
