@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import traceback
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 R = TypeVar("R")
 
@@ -34,20 +34,3 @@ class Slot(Generic[R]):
         self.owner: asyncio.Task[object] | None = None
         self.leak_timer: asyncio.TimerHandle | None = None
         self.acquired_stack: traceback.StackSummary | None = None
-
-
-def describe_holder(slot: Slot[Any]) -> str:
-    """Where a leased resource was acquired, and where its holder is now, for logs."""
-    parts = [repr(slot.resource)]
-    if slot.acquired_stack is not None:
-        parts.append("acquired at:\n" + "".join(slot.acquired_stack.format()).rstrip())
-    owner = slot.owner
-    if owner is not None and not owner.done():
-        frames = owner.get_stack(limit=20)
-        summary = traceback.StackSummary.extract(
-            ((frame, frame.f_lineno) for frame in frames), lookup_lines=True
-        )
-        parts.append(f"held by {owner.get_name()}, now at:\n" + "".join(summary.format()).rstrip())
-    elif owner is not None:
-        parts.append(f"held by {owner.get_name()} (finished without releasing it)")
-    return "\n".join(parts)

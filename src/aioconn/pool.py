@@ -8,12 +8,10 @@ connect, check, reset, close — comes after the bookkeeping that makes it safe.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import sys
 import time
-import traceback
 import warnings
 import weakref
 from collections import deque
@@ -22,14 +20,18 @@ from types import TracebackType
 from typing import Any, Generic, Self, TypeVar, overload
 
 from . import _registry, _validate
-from ._maintenance import run_maintenance
-from ._slot import Slot, describe_holder
+from ._leak import describe_holder, watch_for_leak
+from ._lease import Lease
+from ._maintenance import maintenance_period, run_maintenance
+from ._pool_config import CLOSED as _CLOSED
+from ._pool_config import CLOSING as _CLOSING
+from ._pool_config import NEW as _NEW
+from ._pool_config import OPEN as _OPEN
+from ._pool_config import as_connect_error, as_connector, check_sizes
+from ._slot import Slot
 from .connection import DEFAULT, CallTimeout
-from .connector import Connector, FactoryConnector
+from .connector import Connector
 from .errors import (
-    ConnectError,
-    Error,
-    LeakWarning,
     PoolClosed,
     PoolTimeout,
     TooManyWaiters,
@@ -42,7 +44,6 @@ __all__ = ["Lease", "Pool"]
 R = TypeVar("R")
 logger = logging.getLogger("aioconn.pool")
 
-_NEW, _OPEN, _CLOSING, _CLOSED = "new", "open", "closing", "closed"
 _LIFETIME_JITTER = 0.1  # retire up to 10 % early so connections opened together expire apart
 _get_running_loop = asyncio.get_running_loop
 _current_task = asyncio.current_task
@@ -141,14 +142,14 @@ class Pool(Generic[R]):
         close_timeout: float = 5.0,
         name: str | None = None,
     ) -> None:
-        self._connector = _as_connector(connector, close, check, reset, is_reusable)
+        self._connector = as_connector(connector, close, check, reset, is_reusable)
         self._check = getattr(self._connector, "check", None)
         self._reset = getattr(self._connector, "reset", None)
         self._is_reusable: Callable[[R], bool] | None = getattr(
             self._connector, "is_reusable", None
         )
         self._abort: Callable[[R], None] | None = getattr(self._connector, "abort", None)
-        self._min_size, self._max_size = _check_sizes(min_size, max_size)
+        self._min_size, self._max_size = check_sizes(min_size, max_size)
         self._acquire_timeout = _validate.timeout("acquire_timeout", acquire_timeout)
         self._max_idle = _validate.timeout("max_idle", max_idle)
         self._max_lifetime = _validate.timeout("max_lifetime", max_lifetime)
@@ -242,8 +243,8 @@ class Pool(Generic[R]):
                     raise first
                 # No `from first`: a TypeError/ValueError/ConnectError is raised as it is (it would
                 # become its own cause); a wrapping ConnectError already has it as __cause__.
-                raise _as_connect_error(first, self.name)
-        period = self._maintenance_period()
+                raise as_connect_error(first, self.name)
+        period = maintenance_period(self)
         self._maintenance = asyncio.create_task(
             run_maintenance(weakref.ref(self), period), name=f"aioconn maintenance {self.name}"
         )
@@ -388,7 +389,7 @@ class Pool(Generic[R]):
                 slot.leased_at = now
                 slot.owner = owner
                 if self._leak_timeout is not None:
-                    self._watch_for_leak(slot)
+                    watch_for_leak(self, slot, self._leak_timeout)
                 return slot
         return None
 
@@ -418,7 +419,7 @@ class Pool(Generic[R]):
         slot.leased_at = now
         slot.owner = _current_task()
         if self._leak_timeout is not None:
-            self._watch_for_leak(slot)
+            watch_for_leak(self, slot, self._leak_timeout)
         return slot.resource
 
     async def _next_slot(self) -> Slot[R]:
@@ -499,16 +500,6 @@ class Pool(Generic[R]):
         if self._is_reusable is not None and not self._is_reusable(slot.resource):
             return "not_reusable"
         return None
-
-    def _watch_for_leak(self, slot: Slot[R]) -> None:
-        assert self._leak_timeout is not None
-        slot.acquired_stack = traceback.StackSummary.extract(
-            traceback.walk_stack(sys._getframe(2)), limit=16
-        )
-        assert self._loop is not None
-        slot.leak_timer = self._loop.call_later(
-            self._leak_timeout, _report_leak, weakref.ref(self), slot
-        )
 
     # -- release -----------------------------------------------------------------------------
 
@@ -680,7 +671,7 @@ class Pool(Generic[R]):
         except Exception as exc:
             if not report:
                 raise
-            error = _as_connect_error(exc, self.name)
+            error = as_connect_error(exc, self.name)
             logger.warning("%s: opening a connection failed: %s", self.name, error)
             self._fail_first_waiter(error)
             self._grow()
@@ -704,70 +695,6 @@ class Pool(Generic[R]):
             task.add_done_callback(self._openers.discard)
         return task
 
-    # -- maintenance -------------------------------------------------------------------------
-
-    def _maintenance_period(self) -> float:
-        intervals = [
-            t
-            for t in (self._max_idle, self._max_lifetime, self._keepalive_interval)
-            if t is not None
-        ]
-        return min(5.0, max(0.01, min(intervals, default=10.0) / 2))
-
-    def _maintain(self) -> None:
-        """One round: retire expired or dead idle slots, start keepalive checks, refill."""
-        if self._state != _OPEN:
-            return
-        now = _monotonic()
-        keep: deque[Slot[R]] = deque()
-        to_check: list[Slot[R]] = []
-        # The left end holds the longest idle (slots are reused from the right).
-        excess = self._size() - self._min_size
-        while self._idle:
-            slot = self._idle.popleft()
-            reason = self._checkout_verdict(slot, now)
-            if (
-                reason is None
-                and excess > 0
-                and self._max_idle is not None
-                and now - slot.idle_since > self._max_idle
-            ):
-                reason = "max_idle"
-            if reason is not None:
-                excess -= 1
-                self._discard(slot, reason)
-            elif (
-                self._keepalive_interval is not None
-                and self._check is not None
-                and now - max(slot.idle_since, slot.checked_at) >= self._keepalive_interval
-            ):
-                to_check.append(slot)
-            else:
-                keep.append(slot)
-        self._idle.extend(keep)
-        for slot in to_check:
-            self._checking += 1
-            self._spawn(self._keepalive(slot), "check")
-        self._fill()
-
-    async def _keepalive(self, slot: Slot[R]) -> None:
-        assert self._check is not None
-        try:
-            alive = bool(await self._check(slot.resource))
-        except Exception as exc:
-            logger.info("%s: keepalive check of %r failed: %r", self.name, slot.resource, exc)
-            alive = False
-        except BaseException:
-            self._checking -= 1
-            self._discard(slot, "check_failed")
-            raise
-        self._checking -= 1
-        if alive and self._state == _OPEN:
-            slot.checked_at = _monotonic()
-            self._hand_or_idle(slot, slot.checked_at, idle_since=slot.idle_since)
-        else:
-            self._discard(slot, "check_failed" if not alive else "pool_closed")
-
     # -- runtime control & introspection -----------------------------------------------------
 
     def resize(self, min_size: int | None = None, max_size: int | None = None) -> None:
@@ -776,7 +703,7 @@ class Pool(Generic[R]):
         Lowering ``max_size`` closes surplus idle connections at once and surplus in-use ones
         as they are returned; raising it lets waiters get new connections at once.
         """
-        new_min, new_max = _check_sizes(
+        new_min, new_max = check_sizes(
             self._min_size if min_size is None else min_size,
             self._max_size if max_size is None else max_size,
         )
@@ -855,94 +782,3 @@ class Pool(Generic[R]):
             if slot.resource is resource:
                 return RuntimeError(f"{resource!r} was already returned to {self.name}")
         return ValueError(f"{resource!r} was not acquired from {self.name} (or already returned)")
-
-
-class Lease(Generic[R]):
-    """``async with pool.acquire() as resource:`` — gets on entry, returns or discards on exit."""
-
-    __slots__ = ("_pool", "_resource", "_timeout")
-
-    def __init__(self, pool: Pool[R], timeout: CallTimeout) -> None:
-        self._pool = pool
-        self._timeout = timeout
-
-    async def __aenter__(self) -> R:
-        pool = self._pool
-        slot = pool._take_idle_now()
-        resource = slot.resource if slot is not None else await pool._get_slow(self._timeout)
-        self._resource = resource
-        return resource
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        pool = self._pool
-        if exc is None and pool._reset is None:
-            pool._release(self._resource, None)
-        elif exc is None:
-            await pool.put(self._resource)
-        elif not isinstance(exc, Exception):
-            pool._release(self._resource, "interrupted")  # cancelled or interrupted mid-use
-        elif isinstance(exc, OSError | Error):
-            pool._release(self._resource, "error")  # timeouts are OSErrors too
-        else:
-            await pool.put(self._resource)
-
-
-def _as_connector(
-    connector: Connector[R] | Callable[[], Awaitable[R]],
-    close: Callable[[R], Any] | None,
-    check: Callable[[R], Any] | None,
-    reset: Callable[[R], Any] | None,
-    is_reusable: Callable[[R], bool] | None,
-) -> Connector[R]:
-    hooks = {"close": close, "check": check, "reset": reset, "is_reusable": is_reusable}
-    if hasattr(connector, "connect") and hasattr(connector, "close"):
-        given = [name for name, hook in hooks.items() if hook is not None]
-        if given:
-            raise TypeError(
-                f"{', '.join(given)} can only be given with a factory function;"
-                f" {connector!r} is a connector with its own methods"
-            )
-        return connector
-    if not callable(connector):
-        raise TypeError(
-            f"connector must be an aioconn Connector or an async factory, got {connector!r}"
-        )
-    return FactoryConnector(
-        connector, close=close, check=check, reset=reset, is_reusable=is_reusable
-    )
-
-
-def _check_sizes(min_size: object, max_size: object) -> tuple[int, int]:
-    low = _validate.integer("min_size", min_size, minimum=0)
-    high = _validate.integer("max_size", max_size, minimum=1)
-    if low > high:
-        raise ValueError(f"min_size must be <= max_size, got min_size={low} and max_size={high}")
-    return low, high
-
-
-def _as_connect_error(exc: Exception, name: str) -> Exception:
-    if isinstance(exc, ConnectError | TypeError | ValueError):
-        return exc
-    error = ConnectError(f"{name}: opening a connection failed: {exc!r}")
-    error.__cause__ = exc
-    return error
-
-
-def _report_leak(pool_ref: weakref.ref[Pool[Any]], slot: Slot[Any]) -> None:
-    pool = pool_ref()
-    slot.leak_timer = None
-    if pool is None:
-        return
-    message = (
-        f"{pool.name}: connection held for more than leak_timeout={pool._leak_timeout} s:"
-        f" {describe_holder(slot)}"
-    )
-    logger.warning("%s", message)
-    # Where warnings are errors, raising inside a loop callback helps nobody; it is logged above.
-    with contextlib.suppress(LeakWarning):
-        warnings.warn(LeakWarning(message), stacklevel=1)

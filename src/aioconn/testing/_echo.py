@@ -26,14 +26,16 @@ class EchoServer:
     ``close_all()`` (FIN) or ``reset_all()`` (RST) the connections it holds.
 
     With ``witness=True`` the server is a witness for cross-talk tests instead: each request is
-    one line ``<request-id>[ <directive>]`` and each reply is ``<request-id> <server-id>\n``,
+    one line ``<request-id>[ <directive>]`` (a line cut off by EOF is ignored, never answered;
+    ``requests`` counts whole lines) and each reply is ``<request-id> <server-id>\n``,
     where ``server-id`` numbers the server-side connection. A caller that ever reads an id that
     is not its own has seen cross-talk. Directives make the server misbehave on purpose:
 
     * ``delay <seconds>``: wait before replying;
     * ``twice``: reply twice (a stale reply is left on the connection);
-    * ``partial``: send the first half of the reply, then stall forever;
-    * ``stall``: never reply;
+    * ``partial``: send the first half of the reply, then stall (as ``stall``);
+    * ``stall``: never reply: read and ignore whatever else arrives, and close the connection
+      when the client closes it (so the connection counts see the client go);
     * ``close``: reply, then close the connection.
 
     Args:
@@ -189,18 +191,21 @@ class EchoServer:
     ) -> None:
         while line := await reader.readline():
             self.bytes_received += len(line)
+            if not line.endswith(b"\n"):
+                return  # cut off by EOF: not a request, and the client is gone
             self.requests += 1
             request_id, _, directive = line.decode().strip().partition(" ")
             reply = f"{request_id} {server_id}\n".encode()
             command, _, argument = directive.partition(" ")
-            if command == "stall":
-                await asyncio.Event().wait()
-            if command == "delay":
-                await asyncio.sleep(float(argument))
             if command == "partial":
                 writer.write(reply[: len(reply) // 2])
                 await writer.drain()
-                await asyncio.Event().wait()
+            if command in ("stall", "partial"):
+                while data := await reader.read(65536):  # until the client closes
+                    self.bytes_received += len(data)
+                return
+            if command == "delay":
+                await asyncio.sleep(float(argument))
             writer.write(reply * 2 if command == "twice" else reply)
             await writer.drain()
             if command == "close":

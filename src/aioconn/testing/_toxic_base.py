@@ -90,6 +90,10 @@ class ToxicContext(Generic[S]):
         """Sleep ``seconds``, or until the toxic is removed."""
         await self.sleep_until(self.time() + seconds)
 
+    async def wait_removed(self) -> None:
+        """Wait until the toxic is removed from the proxy (or the link closes)."""
+        await self._removed.wait()
+
     def close(self) -> None:
         """Close the link gracefully on both sides (unless the toxic was removed)."""
         if not self.removed:

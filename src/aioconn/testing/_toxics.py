@@ -158,7 +158,8 @@ class LimitData(Toxic[_Count]):
 
 @dataclass(frozen=True, slots=True)
 class Timeout(_Stateless):
-    """Drops everything; closes the link after ``after`` seconds unless 0 (see ``timeout``)."""
+    """Drops data and holds back EOF; closes the link after ``after`` seconds unless 0 (see
+    ``timeout``)."""
 
     after: float
     kind: ClassVar[str] = "timeout"
@@ -167,7 +168,12 @@ class Timeout(_Stateless):
         _validate.non_negative("after", self.after)
 
     async def pipe(self, chunk: Chunk, send: Send, ctx: ToxicContext[None]) -> None:
-        return  # dropped: neither data nor EOF gets through
+        if chunk.eof:
+            # Held, not dropped: once the toxic is removed the peer learns of the close, and
+            # the link (which closes when both directions ended) does not stay open for good.
+            await ctx.wait_removed()
+            await send(chunk)
+        # data is dropped: it never gets through
 
     async def watch(self, ctx: ToxicContext[None]) -> None:
         if self.after > 0:
@@ -278,9 +284,10 @@ def timeout(
     toxicity: float = 1.0,
     name: str | None = None,
 ) -> Timeout:
-    """Black-hole the direction: nothing more reaches the peer (data and EOF are dropped, not
-    buffered). ``after`` seconds after the toxic takes effect on a link, both sides are closed
-    (FIN); with ``after=0`` the link stays open and silent until the toxic is removed.
+    """Black-hole the direction: nothing more reaches the peer (data is dropped, not buffered;
+    an EOF is held back until the toxic is removed). ``after`` seconds after the toxic takes
+    effect on a link, both sides are closed (FIN); with ``after=0`` the link stays open and
+    silent until the toxic is removed.
     """
     return Timeout(after, direction=direction, toxicity=toxicity, name=name)
 
