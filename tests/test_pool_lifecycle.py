@@ -75,8 +75,26 @@ async def test_close_from_inside_an_acquire_block_does_not_deadlock() -> None:
             assert time.monotonic() - started < 2.0  # did not wait for our own connection
             await conn.send(b"still usable\n")
             assert await conn.readline() == b"still usable\n"
-        await server.wait_open_count(0)
+        # Leaving the block closed the connection before returning: no waiting needed.
+        assert conn.closed
         assert pool.stats().discarded.pool_closed == 1
+        await server.wait_open_count(0)
+
+
+async def test_second_close_waits_for_the_first() -> None:
+    factory = ThingFactory()
+    pool = Pool(factory.open, close=factory.close, max_size=1)
+    await pool.open()
+    held = await pool.get()
+    first = asyncio.create_task(pool.close(timeout=5))
+    await asyncio.sleep(0)  # the first close is now waiting for `held`
+    second = asyncio.create_task(pool.close())
+    await asyncio.sleep(0)
+    assert not second.done()  # waits for the first close rather than returning early
+    await pool.put(held)
+    await asyncio.gather(first, second)
+    assert held.closed
+    assert pool.stats().size == 0
 
 
 async def test_server_restart_while_idle_is_invisible_to_callers() -> None:

@@ -38,12 +38,16 @@ class Lease(Generic[R]):
     ) -> None:
         pool = self._pool
         if exc is None and pool._reset is None:
-            pool._release(self._resource, None)
+            closer = pool._release(self._resource, None)
         elif exc is None:
             await pool.put(self._resource)
+            return
         elif not isinstance(exc, Exception):
-            pool._release(self._resource, "interrupted")  # cancelled or interrupted mid-use
+            closer = pool._release(self._resource, "interrupted")  # cancelled mid-use
         elif isinstance(exc, OSError | Error):
-            pool._release(self._resource, "error")  # timeouts are OSErrors too
+            closer = pool._release(self._resource, "error")  # timeouts are OSErrors too
         else:
             await pool.put(self._resource)
+            return
+        if closer is not None:
+            await pool._finish_release(closer)

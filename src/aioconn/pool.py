@@ -8,6 +8,7 @@ connect, check, reset, close — comes after the bookkeeping that makes it safe.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import sys
@@ -183,6 +184,7 @@ class Pool(Generic[R]):
         self._openers: set[asyncio.Task[Any]] = set()
         self._maintenance: asyncio.Task[None] | None = None
         self._released_event: asyncio.Event | None = None  # set on each release while closing
+        self._closed_event: asyncio.Event | None = None  # set when close() has finished
         self._aborted: set[int] = set()  # ids of leases close() aborted; their release is a no-op
         self._rng = random.Random()
         self._oversized = False  # set by resize() while more connections exist than max_size
@@ -268,17 +270,23 @@ class Pool(Generic[R]):
         New acquires and current waiters get ``PoolClosed``. Idle connections are closed.
         Connections in use are waited for up to ``timeout`` seconds (``None``: no limit),
         then aborted; each aborted one is logged with where it was acquired and where its
-        holder is now. Idempotent. Called from inside an ``acquire`` block of this same pool,
-        it does not wait for the calling task's own connections: they are closed when that
-        block releases them.
+        holder is now. Idempotent: a second call waits (up to its own ``timeout``) for the
+        first to finish. Called from inside an ``acquire`` block of this same pool, it does not
+        wait for the calling task's own connections: each is closed when its block ends, and
+        that block's exit waits for the close.
         """
         deadline = _validate.timeout("timeout", timeout)
         if self._state == _NEW:
             self._state = _CLOSED
             return
         if self._state != _OPEN:
+            if self._state == _CLOSING and self._closed_event is not None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(deadline):
+                        await self._closed_event.wait()
             return
         self._state = _CLOSING
+        self._closed_event = asyncio.Event()
         self._released_event = asyncio.Event()
         closed = PoolClosed(f"{self.name} is closed")
         while self._waiters:
@@ -304,6 +312,7 @@ class Pool(Generic[R]):
                 await self._drain_tasks()
             finally:
                 self._state = _CLOSED
+                self._closed_event.set()
                 _registry.open_pools.discard(self)
                 logger.debug("closed %r", self)
 
@@ -514,7 +523,7 @@ class Pool(Generic[R]):
             ValueError: the resource does not come from this pool.
         """
         if discard:
-            self._release(resource, "requested")
+            await self._finish_release(self._release(resource, "requested"))
             return
         if self._reset is not None and self._state == _OPEN:
             if id(resource) not in self._leased:
@@ -523,21 +532,24 @@ class Pool(Generic[R]):
                 await self._reset(resource)
             except Exception as exc:
                 logger.info("%s: reset of %r failed: %r", self.name, resource, exc)
-                self._release(resource, "reset_failed")
+                await self._finish_release(self._release(resource, "reset_failed"))
                 return
             except BaseException:
                 self._release(resource, "reset_failed")
                 raise
-        self._release(resource, None)
+        await self._finish_release(self._release(resource, None))
 
-    def _release(self, resource: R, reason: str | None) -> None:
-        """The synchronous heart of every return: unlease, then reuse or discard."""
+    def _release(self, resource: R, reason: str | None) -> asyncio.Task[Any] | None:
+        """The synchronous heart of every return: unlease, then reuse or discard.
+
+        Returns the task closing the resource if it was discarded, else None.
+        """
         key = id(resource)
         slot = self._leased.pop(key, None)
         if slot is None:
             if key in self._aborted:  # close() aborted it already; nothing left to do
                 self._aborted.discard(key)
-                return
+                return None
             raise self._foreign_error(resource)
         now = _monotonic()
         self._hold_times.add(now - slot.leased_at)
@@ -559,12 +571,22 @@ class Pool(Generic[R]):
         if reason is None and not self._waiters:
             slot.idle_since = now
             self._idle.append(slot)
-        elif reason is None:
+            return None
+        if reason is None:
             self._hand_or_idle(slot, now)
-        else:
-            self._discard(slot, reason)
-            if self._released_event is not None:  # close() waits for this release
-                self._released_event.set()
+            return None
+        closer = self._discard(slot, reason)
+        if self._released_event is not None:  # close() waits for this release
+            self._released_event.set()
+        return closer
+
+    async def _finish_release(self, closer: asyncio.Task[Any] | None) -> None:
+        """After a release into a closing pool, wait until that connection is really closed.
+
+        The close is bounded by ``close_timeout`` and runs on even if this caller is cancelled.
+        """
+        if closer is not None and self._state != _OPEN:
+            await asyncio.shield(closer)
 
     def _hand_or_idle(self, slot: Slot[R], now: float, idle_since: float | None = None) -> None:
         """Give a free slot to the longest waiter (FIFO, no barging), else make it idle."""
@@ -586,14 +608,21 @@ class Pool(Generic[R]):
         slot.idle_since = now if idle_since is None else idle_since
         self._idle.append(slot)
 
-    def _discard(self, slot: Slot[R], reason: str, *, abort: bool = False) -> None:
-        """Count and close a slot leaving the pool (in a tracked task), then refill for waiters."""
+    def _discard(
+        self, slot: Slot[R], reason: str, *, abort: bool = False
+    ) -> asyncio.Task[Any] | None:
+        """Count and close a slot leaving the pool (in a tracked task), then refill for waiters.
+
+        Returns the closing task (None when aborted on the spot).
+        """
         self._discards[reason] += 1
+        closer = None
         if abort and self._abort is not None:
             self._abort(slot.resource)
         else:
-            self._spawn(self._close_resource(slot.resource), "close")
+            closer = self._spawn(self._close_resource(slot.resource), "close")
         self._grow()
+        return closer
 
     async def _close_resource(self, resource: R) -> None:
         try:
