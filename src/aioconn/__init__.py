@@ -21,7 +21,7 @@ from .errors import (
 )
 from .pool import Lease, Pool
 from .retry import Retry
-from .stats import Discards, PoolStats, Summary
+from .stats import Discards, EndpointStats, PoolStats, Summary
 
 __version__ = "0.1.0.dev0"
 
@@ -33,6 +33,7 @@ __all__ = [
     "ConnectionClosed",
     "Connector",
     "Discards",
+    "EndpointStats",
     "Error",
     "FactoryConnector",
     "KeepAlive",

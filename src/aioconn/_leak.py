@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._slot import Slot
 from .errors import LeakWarning
+from .events import LeakSuspected
 
 if TYPE_CHECKING:
     from .pool import Pool
@@ -29,6 +30,7 @@ def watch_for_leak(pool: Pool[Any], slot: Slot[Any], timeout: float) -> None:
 
 
 def report_leak(pool_ref: weakref.ref[Pool[Any]], slot: Slot[Any]) -> None:
+    """The leak timer fired: log, emit ``LeakSuspected`` and warn ``LeakWarning``."""
     pool = pool_ref()
     slot.leak_timer = None
     if pool is None:
@@ -38,6 +40,7 @@ def report_leak(pool_ref: weakref.ref[Pool[Any]], slot: Slot[Any]) -> None:
         f" {describe_holder(slot)}"
     )
     logger.warning("%s", message)
+    pool._emit(LeakSuspected(pool.name, slot.resource, message))
     # Where warnings are errors, raising inside a loop callback helps nobody; it is logged above.
     with contextlib.suppress(LeakWarning):
         warnings.warn(LeakWarning(message), stacklevel=1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import sys
@@ -37,8 +38,15 @@ from .errors import (
     PoolTimeout,
     TooManyWaiters,
 )
+from .events import (
+    AcquireWaitedLong,
+    ConnectFailed,
+    ConnectionDiscarded,
+    ConnectionOpened,
+    PoolEvent,
+)
 from .retry import Retry
-from .stats import Discards, PoolStats, SummaryRecorder
+from .stats import Discards, EndpointStats, PoolStats, SummaryRecorder
 
 __all__ = ["Lease", "Pool"]
 
@@ -96,6 +104,8 @@ class Pool(Generic[R]):
         leak_timeout: float | None = ...,
         max_waiting: int | None = ...,
         close_timeout: float = ...,
+        on_event: Callable[[PoolEvent], Any] | None = ...,
+        slow_acquire_threshold: float | None = ...,
         name: str | None = ...,
     ) -> None: ...
 
@@ -119,6 +129,8 @@ class Pool(Generic[R]):
         leak_timeout: float | None = ...,
         max_waiting: int | None = ...,
         close_timeout: float = ...,
+        on_event: Callable[[PoolEvent], Any] | None = ...,
+        slow_acquire_threshold: float | None = ...,
         name: str | None = ...,
     ) -> None: ...
 
@@ -141,6 +153,8 @@ class Pool(Generic[R]):
         leak_timeout: float | None = None,
         max_waiting: int | None = None,
         close_timeout: float = 5.0,
+        on_event: Callable[[PoolEvent], Any] | None = None,
+        slow_acquire_threshold: float | None = 1.0,
         name: str | None = None,
     ) -> None:
         self._connector = as_connector(connector, close, check, reset, is_reusable)
@@ -150,6 +164,14 @@ class Pool(Generic[R]):
             self._connector, "is_reusable", None
         )
         self._abort: Callable[[R], None] | None = getattr(self._connector, "abort", None)
+        # Optional hooks of a balancing connector (aioconn.Endpoints): it picks which idle
+        # connection serves an acquire, and counts what each endpoint has in use.
+        self._choose_idle: Callable[[list[R], bool], int | None] | None = getattr(
+            self._connector, "choose_idle", None
+        )
+        self._on_acquire: Callable[[R], None] | None = getattr(self._connector, "on_acquire", None)
+        self._on_release: Callable[[R], None] | None = getattr(self._connector, "on_release", None)
+        self._endpoint_of: Callable[[R], str] | None = getattr(self._connector, "endpoint_of", None)
         self._min_size, self._max_size = check_sizes(min_size, max_size)
         self._acquire_timeout = _validate.timeout("acquire_timeout", acquire_timeout)
         self._max_idle = _validate.timeout("max_idle", max_idle)
@@ -171,6 +193,13 @@ class Pool(Generic[R]):
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {name!r}")
         self.name = name or f"pool-{id(self):x}"
+        if on_event is not None and not callable(on_event):
+            raise TypeError(f"on_event must be callable or None, got {on_event!r}")
+        self._on_event = on_event
+        self._slow_acquire = _validate.timeout("slow_acquire_threshold", slow_acquire_threshold)
+        bind_events = getattr(self._connector, "bind_events", None)
+        if bind_events is not None:
+            bind_events(self._emit)
 
         self._state = _NEW
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -194,6 +223,8 @@ class Pool(Generic[R]):
             if self._check is not None and self._check_after_idle is not None
             else float("inf")
         )
+        if self._choose_idle is not None:
+            self._fresh_window = -1.0  # no idle slot is "fresh": every acquire lets it choose
         self._reset_counters()
         frame = sys._getframe(1)
         self._created_where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
@@ -327,6 +358,8 @@ class Pool(Generic[R]):
                 self.name,
                 describe_holder(slot),
             )
+            if self._on_release is not None:
+                self._on_release(slot.resource)
             self._discard(slot, "aborted", abort=True)
 
     async def _drain_tasks(self) -> None:
@@ -424,7 +457,12 @@ class Pool(Generic[R]):
             ) from exc
         now = _monotonic()
         self._acquired += 1
-        self._wait_times.add(now - started)
+        waited = now - started
+        self._wait_times.add(waited)
+        if self._slow_acquire is not None and waited > self._slow_acquire:
+            self._emit(AcquireWaitedLong(self.name, waited, self._slow_acquire))
+        if self._on_acquire is not None:
+            self._on_acquire(slot.resource)
         slot.leased_at = now
         slot.owner = _current_task()
         if self._leak_timeout is not None:
@@ -435,7 +473,16 @@ class Pool(Generic[R]):
         """Take an idle slot (checked if need be) or queue for one; the slot comes back leased."""
         while True:
             while self._idle and not self._waiting:
-                slot = self._idle.pop()
+                if self._choose_idle is None:
+                    slot = self._idle.pop()
+                else:
+                    index = self._choose_idle(
+                        [s.resource for s in self._idle], self._size() < self._max_size
+                    )
+                    if index is None:
+                        break  # the connector wants a new connection (to another endpoint)
+                    slot = self._idle[index]
+                    del self._idle[index]
                 now = _monotonic()
                 reason = self._checkout_verdict(slot, now)
                 if reason is not None:
@@ -553,6 +600,8 @@ class Pool(Generic[R]):
             raise self._foreign_error(resource)
         now = _monotonic()
         self._hold_times.add(now - slot.leased_at)
+        if self._on_release is not None:
+            self._on_release(resource)
         if slot.leak_timer is not None:
             slot.leak_timer.cancel()
             slot.leak_timer = None
@@ -616,6 +665,8 @@ class Pool(Generic[R]):
         Returns the closing task (None when aborted on the spot).
         """
         self._discards[reason] += 1
+        if self._on_event is not None:
+            self._emit(ConnectionDiscarded(self.name, slot.resource, self._endpoint(slot), reason))
         closer = None
         if abort and self._abort is not None:
             self._abort(slot.resource)
@@ -668,6 +719,7 @@ class Pool(Generic[R]):
 
     async def _connect_counted(self) -> Slot[R]:
         """Open one resource; the caller already counted it in ``_opening``."""
+        started = _monotonic()
         try:
             if self._connect_retry is None:
                 resource = await self._connector.connect()
@@ -681,10 +733,14 @@ class Pool(Generic[R]):
             self._opening -= 1
             if isinstance(exc, Exception):
                 self._connect_failures += 1
+                self._emit(ConnectFailed(self.name, exc, None))
             raise
         self._opening -= 1
         self._created += 1
         now = _monotonic()
+        if self._on_event is not None:
+            endpoint = None if self._endpoint_of is None else self._endpoint_of(resource)
+            self._emit(ConnectionOpened(self.name, resource, endpoint, now - started))
         expires = float("inf")
         if self._max_lifetime is not None:
             expires = now + self._max_lifetime * (1 - _LIFETIME_JITTER * self._rng.random())
@@ -724,7 +780,57 @@ class Pool(Generic[R]):
             task.add_done_callback(self._openers.discard)
         return task
 
+    # -- events ------------------------------------------------------------------------------
+
+    def _emit(self, event: PoolEvent) -> None:
+        """Hand an event to ``on_event`` (its errors are logged, never raised) and the log."""
+        logger.debug("%s", event)
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(event)
+        except Exception:
+            logger.exception("%s: on_event hook failed for %r", self.name, event)
+
+    def _endpoint(self, slot: Slot[R]) -> str | None:
+        return None if self._endpoint_of is None else self._endpoint_of(slot.resource)
+
     # -- runtime control & introspection -----------------------------------------------------
+
+    def drain(self, endpoint: str) -> None:
+        """Stop opening connections to ``endpoint`` and close its idle ones (rolling restarts).
+
+        Its connections in use are closed when returned. Needs an ``aioconn.Endpoints``
+        connector; raises ``TypeError`` otherwise and ``ValueError`` for an unknown endpoint.
+        """
+        self._endpoints_connector("drain").drain(endpoint)
+        self._retire_unreusable_idle("drained")
+
+    def update_endpoints(self, endpoints: Any) -> None:
+        """Replace the set of endpoints at run time without dropping connections in use.
+
+        Connections to removed endpoints are closed: idle ones now, in-use ones on return.
+        Takes what ``aioconn.Endpoints`` takes; raises ``TypeError`` without one.
+        """
+        self._endpoints_connector("update_endpoints").update_endpoints(endpoints)
+        self._retire_unreusable_idle("drained")
+        self._grow()
+
+    def _endpoints_connector(self, what: str) -> Any:
+        if not hasattr(self._connector, what):
+            raise TypeError(
+                f"{what}() needs an aioconn.Endpoints connector, not {self._connector!r}"
+            )
+        return self._connector
+
+    def _retire_unreusable_idle(self, reason: str) -> None:
+        if self._is_reusable is None:
+            return
+        keep = [slot for slot in self._idle if self._is_reusable(slot.resource)]
+        retired = [slot for slot in self._idle if slot not in keep]
+        self._idle = deque(keep)
+        for slot in retired:
+            self._discard(slot, reason)
 
     def resize(self, min_size: int | None = None, max_size: int | None = None) -> None:
         """Change the size limits at run time.
@@ -783,6 +889,19 @@ class Pool(Generic[R]):
             discarded=Discards(**self._discards),
             acquire_wait=self._wait_times.snapshot(zeros=self._instant_acquires),
             hold_time=self._hold_times.snapshot(),
+            endpoints=self._endpoint_stats(),
+        )
+
+    def _endpoint_stats(self) -> tuple[EndpointStats, ...]:
+        stats_of = getattr(self._connector, "endpoint_stats", None)
+        if stats_of is None or self._endpoint_of is None:
+            return ()
+        idle: dict[str, int] = {}
+        for slot in self._idle:
+            key = self._endpoint_of(slot.resource)
+            idle[key] = idle.get(key, 0) + 1
+        return tuple(
+            dataclasses.replace(entry, idle=idle.get(entry.endpoint, 0)) for entry in stats_of()
         )
 
     def __repr__(self) -> str:

@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
-__all__ = ["Discards", "PoolStats", "Summary"]
+__all__ = ["Discards", "EndpointStats", "PoolStats", "Summary"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +105,33 @@ class Discards:
     """Still in use when ``close(timeout=...)`` ran out; aborted."""
     resized: int = 0
     """Above a ``max_size`` lowered by ``resize``."""
+    drained: int = 0
+    """Its endpoint was drained or removed (``Pool.drain``, ``Pool.update_endpoints``)."""
 
     @property
     def total(self) -> int:
         """All discards together."""
         return sum(getattr(self, f.name) for f in fields(self))
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointStats:
+    """One endpoint of a multi-endpoint pool, as ``aioconn.Endpoints`` sees it."""
+
+    endpoint: str
+    state: str
+    """``"healthy"``, ``"ejected"``, ``"half_open"`` or ``"draining"``."""
+    weight: float
+    open: int
+    """Connections to it that exist (idle + in use)."""
+    in_use: int
+    idle: int
+    failures: int
+    """Connect failures since the pool opened."""
+    consecutive_failures: int
+    ejections: int
+    last_error: str | None
+    connect_time: Summary
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,3 +158,5 @@ class PoolStats:
     discarded: Discards
     acquire_wait: Summary
     hold_time: Summary
+    endpoints: tuple[EndpointStats, ...] = ()
+    """Per endpoint, with an ``aioconn.Endpoints`` connector; empty otherwise."""
