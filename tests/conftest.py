@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+
 import pytest
 
 
