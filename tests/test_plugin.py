@@ -77,3 +77,21 @@ async def test_unchecked():
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "ignore")
     result.assert_outcomes(passed=2, errors=1)
     assert "ERROR at teardown of test_checked" in result.stdout.str()
+
+
+def test_failing_test_reports_its_chaos_proxy_seed(pytester: pytest.Pytester) -> None:
+    pytester.makeini(_INI)
+    pytester.makepyfile(
+        test_seeded="""
+from aioconn.testing import ChaosProxy
+
+async def test_fails(echo_server):
+    async with ChaosProxy(echo_server.host, echo_server.port, seed=4242):
+        assert False, "deliberate"
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "ignore")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*aioconn ChaosProxy seeds*", "ChaosProxy on 127.0.0.1:*: seed=4242"]
+    )

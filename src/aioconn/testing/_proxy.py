@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
-from .. import _validate
+from .. import _registry, _validate
 from ._link import Link, reset_socket
 from ._toxic_base import DIRECTIONS, Direction, Toxic
 
@@ -166,6 +166,7 @@ class ChaosProxy:
             raise RuntimeError(f"{self!r} was already started (or closed)")
         self._server = await asyncio.start_server(self._accept, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
+        _registry.proxy_seeds.append((f"{self.host}:{self.port}", self.seed))
         logger.info(
             "chaos proxy %s:%d -> %s:%d (seed %d)",
             self.host,

@@ -40,6 +40,7 @@ def _async_fixture(function: F) -> F:
 
 
 _MARKER = "aioconn_leak_check"
+_SEEDS_FROM = pytest.StashKey[int]()
 _SETTLE_SECONDS = 1.0  # how long finishing tasks get to finish before they count as leaked
 
 
@@ -72,6 +73,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if _HAVE_PYTEST_ASYNCIO and inspect.iscoroutinefunction(item.obj):
             names.append("_aioconn_async_leak_check")
         item.fixturenames[:0] = [n for n in names if n not in item.fixturenames]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """On failure, name the seeds of the ChaosProxy instances the test ran, to replay it."""
+    if call.when == "setup":
+        item.stash[_SEEDS_FROM] = len(_registry.proxy_seeds)
+    outcome: Any = yield
+    report: pytest.TestReport = outcome.get_result()
+    if report.failed:
+        seeds = _registry.proxy_seeds[item.stash.get(_SEEDS_FROM, 0) :]
+        if seeds:
+            lines = [f"ChaosProxy on {address}: seed={seed}" for address, seed in seeds]
+            report.sections.append(("aioconn ChaosProxy seeds", "\n".join(lines)))
 
 
 def _describe_open(before: set[int]) -> list[str]:
