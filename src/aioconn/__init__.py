@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from ._connecting import connect, connect_unix
 from ._options import KeepAlive
-from .connection import DEFAULT, Connection, connect, connect_unix
+from .connection import DEFAULT, Connection
 from .connector import Connector, FactoryConnector, TCPConnector, UnixConnector
 from .errors import (
     ConnectError,

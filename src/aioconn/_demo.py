@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from .connection import connect
+from ._connecting import connect
 from .errors import ReadTimeout
 from .testing import EchoServer
 

@@ -12,7 +12,6 @@ import struct
 import sys
 import time
 import warnings
-from collections.abc import Generator
 from types import FrameType, TracebackType
 from typing import Any, Final, Self
 
@@ -30,7 +29,7 @@ from ._options import (
 from .errors import ConnectError, ConnectionClosed, ProtocolError, ReadTimeout, WriteTimeout
 from .retry import Retry
 
-__all__ = ["DEFAULT", "Connection", "connect", "connect_unix"]
+__all__ = ["DEFAULT", "CallTimeout", "Connection"]
 
 logger = logging.getLogger("aioconn.connection")
 
@@ -633,99 +632,3 @@ def _unix_path(path: object) -> str:
     if not isinstance(text, str) or not text:
         raise ValueError(f"path must be a non-empty str path, got {path!r}")
     return text
-
-
-class _Connecting:
-    """What ``connect()`` returns: ``await`` it for a connection, or use it with ``async with``."""
-
-    __slots__ = ("_connection",)
-
-    def __init__(self, connection: Connection) -> None:
-        self._connection = connection
-
-    def __await__(self) -> Generator[Any, None, Connection]:
-        return self._connection.connect().__await__()
-
-    async def __aenter__(self) -> Connection:
-        return await self._connection.__aenter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._connection.close()
-
-
-def connect(
-    host: str,
-    port: int,
-    *,
-    ssl: bool | _ssl.SSLContext | None = None,
-    server_hostname: str | None = None,
-    connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
-    close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
-    read_timeout: float | None = None,
-    write_timeout: float | None = None,
-    local_addr: tuple[str, int] | None = None,
-    happy_eyeballs_delay: float | None = DEFAULT_HAPPY_EYEBALLS_DELAY,
-    nodelay: bool = True,
-    keepalive: bool | KeepAlive = False,
-    limit: int = DEFAULT_LIMIT,
-    retry: Retry | None = None,
-) -> _Connecting:
-    """Open a TCP or TLS connection: ``conn = await connect(...)`` or ``async with connect(...)``.
-
-    Takes the options of ``Connection``. Example::
-
-        async with aioconn.connect("127.0.0.1", 8000, read_timeout=5) as conn:
-            await conn.send(b"ping\\n")
-            reply = await conn.readline()
-    """
-    return _Connecting(
-        Connection(
-            host,
-            port,
-            ssl=ssl,
-            server_hostname=server_hostname,
-            connect_timeout=connect_timeout,
-            close_timeout=close_timeout,
-            read_timeout=read_timeout,
-            write_timeout=write_timeout,
-            local_addr=local_addr,
-            happy_eyeballs_delay=happy_eyeballs_delay,
-            nodelay=nodelay,
-            keepalive=keepalive,
-            limit=limit,
-            retry=retry,
-        )
-    )
-
-
-def connect_unix(
-    path: str | os.PathLike[str],
-    *,
-    ssl: bool | _ssl.SSLContext | None = None,
-    server_hostname: str | None = None,
-    connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
-    close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
-    read_timeout: float | None = None,
-    write_timeout: float | None = None,
-    limit: int = DEFAULT_LIMIT,
-    retry: Retry | None = None,
-) -> _Connecting:
-    """Open a Unix-socket connection; awaitable and an async context manager like ``connect``."""
-    return _Connecting(
-        Connection.unix(
-            path,
-            ssl=ssl,
-            server_hostname=server_hostname,
-            connect_timeout=connect_timeout,
-            close_timeout=close_timeout,
-            read_timeout=read_timeout,
-            write_timeout=write_timeout,
-            limit=limit,
-            retry=retry,
-        )
-    )
