@@ -238,6 +238,7 @@ class Pool(Generic[R]):
         self._discards = dict.fromkeys(Discards.__dataclass_fields__, 0)
         self._wait_times = SummaryRecorder()
         self._hold_times = SummaryRecorder()
+        self._connect_times = SummaryRecorder()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -665,7 +666,7 @@ class Pool(Generic[R]):
         Returns the closing task (None when aborted on the spot).
         """
         self._discards[reason] += 1
-        if self._on_event is not None:
+        if self._on_event is not None or logger.isEnabledFor(logging.DEBUG):
             self._emit(ConnectionDiscarded(self.name, slot.resource, self._endpoint(slot), reason))
         closer = None
         if abort and self._abort is not None:
@@ -738,7 +739,8 @@ class Pool(Generic[R]):
         self._opening -= 1
         self._created += 1
         now = _monotonic()
-        if self._on_event is not None:
+        self._connect_times.add(now - started)
+        if self._on_event is not None or logger.isEnabledFor(logging.DEBUG):
             endpoint = None if self._endpoint_of is None else self._endpoint_of(resource)
             self._emit(ConnectionOpened(self.name, resource, endpoint, now - started))
         expires = float("inf")
@@ -850,6 +852,11 @@ class Pool(Generic[R]):
         self._fill()
 
     @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop the pool was opened on (None before ``open()``); use it only there."""
+        return self._loop
+
+    @property
     def created_where(self) -> str:
         """``file:line`` of the code that created this pool."""
         return self._created_where
@@ -889,6 +896,7 @@ class Pool(Generic[R]):
             discarded=Discards(**self._discards),
             acquire_wait=self._wait_times.snapshot(zeros=self._instant_acquires),
             hold_time=self._hold_times.snapshot(),
+            connect_time=self._connect_times.snapshot(),
             endpoints=self._endpoint_stats(),
         )
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
 
 __all__ = ["Discards", "EndpointStats", "PoolStats", "Summary"]
 
@@ -21,6 +23,47 @@ class Summary:
     p50: float = 0.0
     p99: float = 0.0
     max: float = 0.0
+    total: float = 0.0
+    """The sum of all durations."""
+    buckets: tuple[int, ...] = field(default=(), repr=False)
+    """How many durations fell in each bucket of the log-scale histogram (durations of 0 in
+    the first); empty for a ``Summary()`` built by hand. Read it with ``cumulative`` or
+    ``increase``."""
+
+    def cumulative(self, bounds: Sequence[float]) -> tuple[int, ...]:
+        """How many durations were at most each of ``bounds`` (ascending, positive seconds).
+
+        This is what a Prometheus histogram's ``le`` buckets need. A log-scale bucket counts
+        under a bound when its middle does, so a duration within 5 % of a bound may be counted
+        on the other side of it; durations of 0 (and below 1 µs) count under every bound.
+
+        Raises:
+            ValueError: ``bounds`` are not ascending positive numbers.
+        """
+        if any(b <= 0 for b in bounds) or any(a >= b for a, b in itertools.pairwise(bounds)):
+            raise ValueError(f"bounds must be ascending positive seconds, got {bounds!r}")
+        running = (0, *itertools.accumulate(self.buckets))
+        last = len(self.buckets)
+        return tuple(running[min(last, bisect.bisect_right(_MIDDLES, b))] for b in bounds)
+
+    def increase(self, since: Summary | None = None) -> list[tuple[float, int]]:
+        """The durations recorded after ``since``, as ``(seconds, count)`` per bucket.
+
+        ``since`` is an earlier snapshot of the same recorder (``None``: from the start; a
+        snapshot from before a reset counts as ``None``). ``seconds`` is the middle of the
+        bucket, the value ``cumulative`` places: recording each pair ``count`` times into
+        another histogram reproduces this one's bucket counts exactly (its sum to within 5 %).
+        """
+        before = since.buckets if since is not None else ()
+        if len(before) != len(self.buckets) or any(
+            a < b for a, b in zip(self.buckets, before, strict=True)
+        ):
+            before = (0,) * len(self.buckets)
+        return [
+            (_MIDDLES[index], now - then)
+            for index, (now, then) in enumerate(zip(self.buckets, before, strict=True))
+            if now > then
+        ]
 
 
 _FLOOR = 1e-6  # durations below a microsecond share the first bucket
@@ -28,6 +71,9 @@ _GROWTH = math.log(1.05)  # each bucket is 5 % wider than the previous one
 _BUCKETS = 512  # 1 µs * 1.05**511 ≈ 6.6e4 s: longer durations share the last bucket
 _SCALE = 1 / _GROWTH
 _OFFSET = 1 - math.log(_FLOOR) * _SCALE  # bucket = 1 + log(seconds / _FLOOR) / _GROWTH
+# The value that stands for each bucket (its geometric middle; 0 for the first, which holds the
+# zeros of the fast path). ``add(_MIDDLES[i])`` lands in bucket ``i``; ascending, for bisect.
+_MIDDLES = (0.0, *(_FLOOR * math.exp((i - 0.5) * _GROWTH) for i in range(1, _BUCKETS)))
 
 
 class SummaryRecorder:
@@ -69,12 +115,16 @@ class SummaryRecorder:
         count = self.count + zeros
         if count == 0:
             return Summary()
+        buckets = self._buckets.copy()
+        buckets[0] += zeros
         return Summary(
             count=count,
             mean=self.total / count,
             p50=self._quantile(0.5, zeros),
             p99=self._quantile(0.99, zeros),
             max=self.max,
+            total=self.total,
+            buckets=tuple(buckets),
         )
 
 
@@ -160,3 +210,5 @@ class PoolStats:
     hold_time: Summary
     endpoints: tuple[EndpointStats, ...] = ()
     """Per endpoint, with an ``aioconn.Endpoints`` connector; empty otherwise."""
+    connect_time: Summary | None = None
+    """How long successful connects took; ``None`` where the pool does not record it."""
