@@ -527,7 +527,8 @@ async def test_the_log_gets_the_same_events_at_debug(caplog: pytest.LogCaptureFi
 
 async def test_a_connector_reports_its_own_events_through_the_pool() -> None:
     class EjectingConnector(GatedConnector):
-        def bind_events(self, emit: Callable[[PoolEvent], None]) -> None:
+        def bind_events(self, emit: Callable[[PoolEvent], None], pool: str) -> None:
+            assert pool == NAME  # the pool names itself for the connector's events
             self.emit = emit
 
     recorder = Recorder()

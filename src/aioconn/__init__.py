@@ -6,12 +6,14 @@ from ._connecting import connect, connect_unix
 from ._options import KeepAlive
 from .connection import DEFAULT, Connection
 from .connector import Connector, FactoryConnector, TCPConnector, UnixConnector
+from .endpoints import Endpoint, Endpoints
 from .errors import (
     ConnectError,
     ConnectionClosed,
     ConnectTimeout,
     Error,
     LeakWarning,
+    NoHealthyEndpoint,
     PoolClosed,
     PoolError,
     PoolTimeout,
@@ -34,12 +36,15 @@ __all__ = [
     "ConnectionClosed",
     "Connector",
     "Discards",
+    "Endpoint",
     "EndpointStats",
+    "Endpoints",
     "Error",
     "FactoryConnector",
     "KeepAlive",
     "LeakWarning",
     "Lease",
+    "NoHealthyEndpoint",
     "Pool",
     "PoolClosed",
     "PoolError",

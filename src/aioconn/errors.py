@@ -8,6 +8,7 @@ __all__ = [
     "ConnectionClosed",
     "Error",
     "LeakWarning",
+    "NoHealthyEndpoint",
     "PoolClosed",
     "PoolError",
     "PoolTimeout",
@@ -35,6 +36,15 @@ class ConnectError(Error, ConnectionError):
 
 class ConnectTimeout(ConnectError, TimeoutError):
     """Opening a connection (resolution, TCP handshake and TLS handshake) exceeded its deadline."""
+
+
+class NoHealthyEndpoint(ConnectError):
+    """No endpoint of an ``aioconn.Endpoints`` could take a new connection.
+
+    Raised at once, without waiting for any timeout, when every endpoint is ejected or draining,
+    or when each one tried by this call failed. The message states every endpoint's state and
+    last error; ``attempts`` lists ``(endpoint, reason)`` for the endpoints this call tried.
+    """
 
 
 class ReadTimeout(Error, TimeoutError):

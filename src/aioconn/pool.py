@@ -172,6 +172,7 @@ class Pool(Generic[R]):
         self._on_acquire: Callable[[R], None] | None = getattr(self._connector, "on_acquire", None)
         self._on_release: Callable[[R], None] | None = getattr(self._connector, "on_release", None)
         self._endpoint_of: Callable[[R], str] | None = getattr(self._connector, "endpoint_of", None)
+        self._has_room: Callable[[], bool] | None = getattr(self._connector, "has_room", None)
         self._min_size, self._max_size = check_sizes(min_size, max_size)
         self._acquire_timeout = _validate.timeout("acquire_timeout", acquire_timeout)
         self._max_idle = _validate.timeout("max_idle", max_idle)
@@ -199,7 +200,7 @@ class Pool(Generic[R]):
         self._slow_acquire = _validate.timeout("slow_acquire_threshold", slow_acquire_threshold)
         bind_events = getattr(self._connector, "bind_events", None)
         if bind_events is not None:
-            bind_events(self._emit)
+            bind_events(self._emit, self.name)
 
         self._state = _NEW
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -477,9 +478,10 @@ class Pool(Generic[R]):
                 if self._choose_idle is None:
                     slot = self._idle.pop()
                 else:
-                    index = self._choose_idle(
-                        [s.resource for s in self._idle], self._size() < self._max_size
+                    can_open = self._size() < self._max_size and (
+                        self._has_room is None or self._has_room()
                     )
+                    index = self._choose_idle([s.resource for s in self._idle], can_open)
                     if index is None:
                         break  # the connector wants a new connection (to another endpoint)
                     slot = self._idle[index]
@@ -708,7 +710,10 @@ class Pool(Generic[R]):
         connect, whose connection then serves the next waiter or goes idle (no connect storms).
         """
         while (
-            self._state == _OPEN and self._waiting > self._opening and self._size() < self._max_size
+            self._state == _OPEN
+            and self._waiting > self._opening
+            and self._size() < self._max_size
+            and (self._has_room is None or self._has_room())
         ):
             self._opening += 1
             self._spawn(self._open_one(), "open")

@@ -1,0 +1,480 @@
+"""``aioconn.Endpoints``: a connector that spreads a pool's connections over several servers.
+
+It plugs into ``Pool`` through the pool's balancing hooks (``choose_idle``, ``on_acquire``,
+``on_release``, ``endpoint_of``, ``bind_events``, ``endpoint_stats``, ``drain``,
+``update_endpoints``). A strategy (``_balance``) picks the endpoint of every acquire; a circuit
+breaker per endpoint (``_breaker``) takes failing ones out of rotation and probes them back in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl as _ssl
+import time
+from collections.abc import Callable, Iterable
+
+from . import _validate
+from ._balance import make_strategy
+from ._breaker import EJECTED, HEALTHY, BreakerPolicy
+from ._endpoint import Endpoint, EndpointSpec, parse_address, resolve_all
+from ._endpoint_state import EndpointState, Member
+from ._open import Target
+from ._options import (
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_HAPPY_EYEBALLS_DELAY,
+    DEFAULT_LIMIT,
+    ConnectOptions,
+    KeepAlive,
+    make_options,
+)
+from .connection import Connection
+from .errors import NoHealthyEndpoint
+from .events import EndpointEjected, EndpointRestored, PoolEvent
+from .stats import EndpointStats, SummaryRecorder
+
+__all__ = ["Endpoint", "Endpoints"]
+
+logger = logging.getLogger("aioconn.endpoints")
+_monotonic = time.monotonic
+
+
+class Endpoints:
+    """A connector over several endpoints: ``Pool(Endpoints(["10.0.0.5:80", "10.0.0.6:80"]))``.
+
+    Each acquire goes to the endpoint the ``strategy`` picks: an idle connection to it if there
+    is one, else a new one. Connect failures eject an endpoint for a cool-down (a circuit
+    breaker); while it is out, callers are never sent there, and a failed attempt fails over
+    to the next endpoint within the same ``connect()``. When no endpoint can take a connection,
+    ``connect()`` raises ``NoHealthyEndpoint`` at once. See docs/endpoints.md.
+
+    Args:
+        endpoints: ``"host:port"`` strings, ``(host, port)`` tuples, ``"unix:/path"`` strings or
+            ``aioconn.Endpoint``s (for a weight, or TLS settings of its own).
+        strategy: ``"round_robin"`` (smooth, weighted), ``"random"`` (weighted),
+            ``"least_in_use"`` (lowest in-use/weight), ``"p2c"`` (the better of two random
+            picks) or ``"primary"`` (the first healthy one, in order).
+        max_per_endpoint: the most connections open (or opening) to one endpoint; ``None``: no cap.
+        eject_after: consecutive connect failures that eject an endpoint; ``None``: never.
+        failure_ratio: ``(ratio, window)``: also eject when at least ``ratio`` of the last
+            ``window`` attempts failed; ``None``: off.
+        base_ejection: the first cool-down in seconds; each ejection in a row doubles it...
+        max_ejection: ...up to this many seconds.
+        seed: seeds the random choices of ``"random"`` and ``"p2c"`` (reproducible runs).
+        ssl, server_hostname, connect_timeout, close_timeout, read_timeout, write_timeout,
+            local_addr, happy_eyeballs_delay, nodelay, keepalive, limit: the ``Connection``
+            options, shared by every endpoint (an ``Endpoint`` may set its own ``ssl`` and
+            ``server_hostname``). ``retry`` is not taken: failing over is the retry, and the
+            pool's ``connect_retry`` retries a whole ``connect()``.
+
+    Raises:
+        TypeError, ValueError: for an invalid argument, naming it.
+    """
+
+    def __init__(
+        self,
+        endpoints: Iterable[EndpointSpec],
+        *,
+        strategy: str = "round_robin",
+        max_per_endpoint: int | None = None,
+        eject_after: int | None = 3,
+        failure_ratio: tuple[float, int] | None = None,
+        base_ejection: float = 1.0,
+        max_ejection: float = 30.0,
+        seed: int | None = None,
+        ssl: bool | _ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+        read_timeout: float | None = None,
+        write_timeout: float | None = None,
+        local_addr: tuple[str, int] | None = None,
+        happy_eyeballs_delay: float | None = DEFAULT_HAPPY_EYEBALLS_DELAY,
+        nodelay: bool = True,
+        keepalive: bool | KeepAlive = False,
+        limit: int = DEFAULT_LIMIT,
+    ) -> None:
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"seed must be an int or None, got {seed!r}")
+        self._strategy_name = strategy
+        self._strategy = make_strategy(strategy, random.Random(seed))
+        self._cap = (
+            None
+            if max_per_endpoint is None
+            else _validate.integer("max_per_endpoint", max_per_endpoint, minimum=1)
+        )
+        self._policy = BreakerPolicy.checked(
+            eject_after, failure_ratio, base_ejection, max_ejection
+        )
+        self._shared = make_options(
+            ssl=ssl,
+            server_hostname=server_hostname,
+            connect_timeout=connect_timeout,
+            close_timeout=close_timeout,
+            read_timeout=read_timeout,
+            write_timeout=write_timeout,
+            local_addr=local_addr,
+            happy_eyeballs_delay=happy_eyeballs_delay,
+            nodelay=nodelay,
+            keepalive=keepalive,
+            limit=limit,
+        )
+        self._active: list[EndpointState] = []  # in configured order (it matters to "primary")
+        self._retiring: list[EndpointState] = []  # removed, still with connections
+        self._by_key: dict[str, EndpointState] = {}
+        self._members: dict[Connection, Member] = {}
+        # The endpoint choose_idle chose for a new connection: the connect() the pool starts
+        # next goes there. One slot, not a queue: when the pool starts no connect (one already
+        # under way will serve the caller), the wish must not linger and steer later ones.
+        self._wanted: EndpointState | None = None
+        self._room_for: EndpointState | None = None  # made room in a full pool for it
+        self._capacity_waiters: list[asyncio.Future[None]] = []
+        self._emit: Callable[[PoolEvent], None] | None = None
+        self._pool_name = ""
+        self._install(resolve_all(endpoints, self._shared))
+
+    # -- the connector ----------------------------------------------------------------------
+
+    async def connect(self) -> Connection:
+        """Open a connection to the endpoint the strategy picks, failing over on errors.
+
+        Each endpoint is tried at most once per call. With ``max_per_endpoint``, a call that
+        finds every usable endpoint at its cap waits until one has room.
+
+        Raises:
+            NoHealthyEndpoint: no endpoint may take a connection (all ejected or draining), or
+                every one tried failed; the message lists each endpoint's state and last error.
+        """
+        attempts: list[tuple[str, str]] = []
+        tried: set[EndpointState] = set()
+        wanted, self._wanted = self._wanted, None
+        while True:
+            state = self._pick_for_open(wanted, tried)
+            wanted = None
+            if state is None:
+                if not any(s not in tried and s.may_open() for s in self._active):
+                    raise self._no_healthy(attempts)
+                await self._wait_for_room()  # every usable endpoint is at max_per_endpoint
+                continue
+            connection = await self._attempt(state, attempts)
+            if connection is not None:
+                return connection
+            tried.add(state)
+
+    async def close(self, resource: Connection) -> None:
+        """Close gracefully within ``close_timeout``, else abort."""
+        self._forget(resource)
+        await resource.close()
+
+    def abort(self, resource: Connection) -> None:
+        """Abort at once."""
+        self._forget(resource)
+        resource.abort()
+
+    async def check(self, resource: Connection) -> bool:
+        """Alive as far as the socket can tell, and its endpoint still in rotation."""
+        return self.is_reusable(resource)
+
+    def is_reusable(self, resource: Connection) -> bool:
+        """``Connection.reusable``, and its endpoint was not ejected, drained or removed since."""
+        member = self._members.get(resource)
+        return member is not None and not member.retired and resource.reusable
+
+    # -- the pool's balancing hooks -----------------------------------------------------------
+
+    def choose_idle(self, candidates: list[Connection], can_open: bool) -> int | None:
+        """Which idle connection serves this acquire, or None to open one (to the chosen endpoint).
+
+        An idle connection that may not be reused is returned first, so that the pool discards
+        it (and asks again) before the strategy chooses. In a full pool (``can_open`` False), an
+        endpoint with no connection at all (restored, half-open, newly added) may still be
+        chosen: an idle connection of the endpoint with the most per weight is then retired to
+        make room for it, and the pool's next call opens one there.
+        """
+        members = self._members
+        newest: dict[EndpointState, int] = {}
+        oldest: dict[EndpointState, int] = {}
+        for index, connection in enumerate(candidates):
+            member = members.get(connection)
+            if member is None or member.retired or not connection.reusable:
+                return index
+            newest[member.state] = index  # the pool reuses the most recently returned first
+            oldest.setdefault(member.state, index)
+        donors: list[EndpointState] = []
+        if can_open:
+            room_for, self._room_for = self._room_for, None
+            if room_for is not None and room_for.may_open() and self._room(room_for):
+                self._wanted = room_for  # chosen by the call that made this room
+                return None
+            choices = [s for s in self._active if s in newest or (s.may_open() and self._room(s))]
+        else:
+            choices = [s for s in self._active if s in newest]
+            donors = [s for s in choices if s.open >= 2]
+            if donors:  # rebalancing keeps every donor represented: it cannot churn for ever
+                choices = [
+                    s
+                    for s in self._active
+                    if s in newest or (s.open + s.opening == 0 and s.may_open())
+                ]
+        if not choices:  # cannot happen (each candidate's endpoint is a choice); stay within spec
+            return len(candidates) - 1
+        chosen = choices[self._strategy.pick(choices)]
+        reuse = newest.get(chosen)
+        if reuse is not None:
+            return reuse
+        if donors:
+            donor = max(donors, key=lambda s: s.open / s.weight)
+            reuse = oldest[donor]
+            members[candidates[reuse]].retired = True  # the pool discards it: then there is room
+            self._room_for = self._wanted = chosen  # if the pool connects next, go there
+            return reuse
+        self._wanted = chosen  # the pool now calls connect(), which goes there
+        return None
+
+    def on_acquire(self, resource: Connection) -> None:
+        """The pool handed ``resource`` to a caller."""
+        member = self._members.get(resource)
+        if member is not None and not member.in_use:
+            member.in_use = True
+            member.state.in_use += 1
+
+    def on_release(self, resource: Connection) -> None:
+        """``resource`` came back from its caller (or was aborted)."""
+        member = self._members.get(resource)
+        if member is not None and member.in_use:
+            member.in_use = False
+            member.state.in_use -= 1
+
+    def endpoint_of(self, resource: Connection) -> str:
+        """The endpoint ``resource`` is connected to, as ``host:port`` or ``unix:/path``."""
+        member = self._members.get(resource)
+        return member.state.key if member is not None else resource.target
+
+    def bind_events(self, emit: Callable[[PoolEvent], None], pool: str | None = None) -> None:
+        """Send ``EndpointEjected``/``EndpointRestored`` to ``emit``; zero the counters.
+
+        A pool calls this when it adopts the connector (one pool at a time). ``pool`` names the
+        pool in the events; without it, the name of the pool whose bound method ``emit`` is.
+        """
+        if pool is None:
+            pool = str(getattr(getattr(emit, "__self__", None), "name", ""))
+        self._emit = emit
+        self._pool_name = pool
+        for state in (*self._active, *self._retiring):
+            state.breaker.reset_counters()
+            state.connect_times = SummaryRecorder()
+
+    def endpoint_stats(self) -> tuple[EndpointStats, ...]:
+        """A snapshot per endpoint, configured ones first (``idle`` is the pool's to fill in)."""
+        return tuple(s.stats() for s in (*self._active, *self._retiring))
+
+    def drain(self, endpoint: EndpointSpec) -> None:
+        """Open no more connections to ``endpoint``; its connections are not reused.
+
+        ``Pool.drain`` calls this and closes the idle ones; those in use close when returned.
+        List the endpoint in ``update_endpoints`` again to put it back into rotation.
+
+        Raises:
+            ValueError: ``endpoint`` is not one of this connector's endpoints.
+        """
+        address = endpoint.address if isinstance(endpoint, Endpoint) else endpoint
+        key = str(parse_address(address, "endpoint"))
+        state = self._by_key.get(key)
+        if state is None:
+            known = ", ".join(s.key for s in self._active)
+            raise ValueError(f"endpoint {key!r} is not one of the endpoints ({known})")
+        if not state.draining:
+            state.draining = True
+            self._retire(state)
+            logger.info("%s: draining endpoint %s", self._pool_name or self, state.key)
+
+    def update_endpoints(self, endpoints: Iterable[EndpointSpec]) -> None:
+        """Replace the set of endpoints; connections in use are never dropped.
+
+        New endpoints join the rotation; those left out are drained, and vanish from the
+        stats once their last connection is closed; those kept keep their breaker and counters
+        (a drained one listed again is back in rotation). A changed weight applies at once; a
+        changed ``ssl``/``server_hostname`` retires the endpoint's current connections.
+
+        Raises:
+            TypeError, ValueError: as the constructor, before anything changes.
+        """
+        resolved = resolve_all(endpoints, self._shared)
+        keep = {str(target) for target, _, _ in resolved}
+        for state in self._active:
+            if state.key not in keep:
+                state.removed = True
+                self._retire(state)
+                self._retiring.append(state)
+        self._install(resolved)
+        for state in list(self._retiring):
+            self._forget_if_gone(state)
+        self._wake_room_waiters()
+
+    # -- introspection ------------------------------------------------------------------------
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        """The configured endpoints, in order (draining ones included, removed ones not)."""
+        return tuple(s.key for s in self._active)
+
+    @property
+    def strategy(self) -> str:
+        """The strategy's name."""
+        return self._strategy_name
+
+    def __repr__(self) -> str:
+        states = ", ".join(f"{s.key} {s.state} {s.in_use}/{s.open}" for s in self._active)
+        return f"<aioconn.Endpoints {self._strategy_name} [{states}]>"
+
+    # -- choosing and opening -----------------------------------------------------------------
+
+    def has_room(self) -> bool:
+        """Whether some endpoint is below ``max_per_endpoint`` (the pool asks before opening).
+
+        Only the caps count here: with every endpoint ejected there is still "room", so that
+        ``connect()`` fails fast with ``NoHealthyEndpoint`` instead of callers queueing.
+        """
+        return self._cap is None or any(self._room(s) for s in self._active)
+
+    def _room(self, state: EndpointState) -> bool:
+        return self._cap is None or state.open + state.opening < self._cap
+
+    def _pick_for_open(
+        self, wanted: EndpointState | None, tried: set[EndpointState]
+    ) -> EndpointState | None:
+        choices = [s for s in self._active if s not in tried and s.may_open() and self._room(s)]
+        if not choices:
+            return None
+        if wanted is not None and wanted in choices:
+            return wanted  # choose_idle already spent a strategy step on this acquire
+        return choices[self._strategy.pick(choices)]
+
+    async def _attempt(
+        self, state: EndpointState, attempts: list[tuple[str, str]]
+    ) -> Connection | None:
+        """One connect to ``state``: the connection if it may be handed out, else None."""
+        probe = state.breaker.begin()
+        state.opening += 1
+        started = _monotonic()
+        try:
+            connection = await Connection._from_options(state.target, state.options).connect()
+        except Exception as exc:
+            state.opening -= 1
+            error = str(exc) or repr(exc)
+            attempts.append((state.key, error))
+            self._failed(state, error, probe)
+            self._forget_if_gone(state)
+            return None
+        except BaseException:
+            state.opening -= 1
+            state.breaker.cancelled(probe)
+            self._forget_if_gone(state)
+            raise
+        state.opening -= 1
+        state.connect_times.add(_monotonic() - started)
+        if state.breaker.succeeded(probe):
+            logger.info("%s: endpoint %s is back in rotation", self._pool_name or self, state.key)
+            self._send(EndpointRestored(self._pool_name, state.key))
+            self._wake_room_waiters()
+        if state.state != HEALTHY:  # ejected, drained or removed while connecting
+            attempts.append((state.key, f"{state.state} while connecting"))
+            self._forget_if_gone(state)
+            await connection.close()
+            return None
+        self._members[connection] = Member(state)
+        state.open += 1
+        return connection
+
+    def _failed(self, state: EndpointState, error: str, probe: bool) -> None:
+        ejection = state.breaker.failed(error, probe)
+        if ejection is None:
+            return
+        self._retire(state)
+        logger.warning(
+            "%s: ejected endpoint %s for %.3g s after %d failures; last: %s",
+            self._pool_name or self,
+            state.key,
+            ejection.cooldown,
+            ejection.failures,
+            error,
+        )
+        self._send(
+            EndpointEjected(self._pool_name, state.key, ejection.failures, ejection.cooldown, error)
+        )
+
+    def _no_healthy(self, attempts: list[tuple[str, str]]) -> NoHealthyEndpoint:
+        states = "; ".join(s.describe() for s in self._active)
+        tried = f", {len(attempts)} tried by this call" if attempts else ""
+        return NoHealthyEndpoint(
+            f"no healthy endpoint among {len(self._active)}{tried}: {states}",
+            attempts=tuple(attempts),
+        )
+
+    async def _wait_for_room(self) -> None:
+        """Until a connection closes or the endpoints change (or a cool-down ends)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._capacity_waiters.append(future)
+        cooling = [s.breaker.remaining for s in self._active if s.state == EJECTED]
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(cooling) if cooling else None):
+                    await future
+        finally:
+            if future in self._capacity_waiters:
+                self._capacity_waiters.remove(future)
+
+    def _wake_room_waiters(self) -> None:
+        waiters, self._capacity_waiters = self._capacity_waiters, []
+        for future in waiters:
+            if not future.done():
+                future.set_result(None)
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+
+    def _install(self, resolved: list[tuple[Target, Endpoint, ConnectOptions]]) -> None:
+        active = []
+        for target, endpoint, options in resolved:
+            state = self._by_key.get(str(target))
+            if state is None:
+                state = EndpointState(target, endpoint, options, self._policy)
+                self._by_key[state.key] = state
+            else:
+                if state.removed:
+                    self._retiring.remove(state)
+                state.removed = state.draining = False
+                if options != state.options:
+                    state.options = options
+                    self._retire(state)  # opened with the old TLS settings
+                state.endpoint = endpoint
+            active.append(state)
+        self._active = active
+
+    def _retire(self, state: EndpointState) -> None:
+        for member in self._members.values():
+            if member.state is state:
+                member.retired = True
+
+    def _forget(self, resource: Connection) -> None:
+        member = self._members.pop(resource, None)
+        if member is None:
+            return
+        state = member.state
+        state.open -= 1
+        if member.in_use:
+            state.in_use -= 1
+        self._forget_if_gone(state)
+        self._wake_room_waiters()
+
+    def _forget_if_gone(self, state: EndpointState) -> None:
+        if state.removed and state.open == 0 and state.opening == 0 and state in self._retiring:
+            self._retiring.remove(state)
+            del self._by_key[state.key]
+            self._strategy.forget(state)
+
+    def _send(self, event: PoolEvent) -> None:
+        if self._emit is not None:
+            self._emit(event)
