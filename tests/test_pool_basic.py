@@ -263,3 +263,25 @@ class socket_port_closed:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+async def test_queued_acquires_time_out_on_their_own_deadlines() -> None:
+    factory = ThingFactory()
+    async with Pool(factory.open, close=factory.close, max_size=1, acquire_timeout=0.05) as pool:
+        held = await pool.get()
+        defaults = [asyncio.create_task(pool.get()) for _ in range(5)]  # one shared timer
+        short = asyncio.create_task(pool.get(timeout=0.02))  # a timer of its own
+        patient = asyncio.create_task(pool.get(timeout=None))
+        await until_waiting(pool, 7)
+        with pytest.raises(aioconn.PoolTimeout, match=r"within 0\.02 s"):
+            await short
+        assert pool.stats().waiting == 6
+        for task in defaults:
+            with pytest.raises(aioconn.PoolTimeout, match=r"within 0\.05 s"):
+                await task
+        stats = pool.stats()
+        assert (stats.timeouts, stats.waiting) == (6, 1)
+        await pool.put(held)
+        assert await patient is held
+        await pool.put(held)
+        assert pool.stats().waiting == 0

@@ -207,6 +207,10 @@ class Pool(Generic[R]):
         self._idle: deque[Slot[R]] = deque()
         self._leased: dict[int, Slot[R]] = {}
         self._waiters: deque[asyncio.Future[Slot[R]]] = deque()
+        # Waiters on the default acquire_timeout, oldest first, with their loop-clock deadlines:
+        # enqueued in FIFO order their deadlines come in order too, so one timer serves them all.
+        self._timed: deque[tuple[float, asyncio.Future[Slot[R]]]] = deque()
+        self._timeout_timer: asyncio.TimerHandle | None = None
         self._waiting = 0
         self._opening = 0
         self._checking = 0
@@ -327,6 +331,10 @@ class Pool(Generic[R]):
             if not waiter.done():
                 waiter.set_exception(closed)
         self._waiting = 0
+        self._timed.clear()
+        if self._timeout_timer is not None:
+            self._timeout_timer.cancel()
+            self._timeout_timer = None
         while self._idle:
             self._discard(self._idle.pop(), "pool_closed")
         for task in (self._maintenance, *self._openers):
@@ -440,23 +448,11 @@ class Pool(Generic[R]):
     async def _get_slow(self, timeout: CallTimeout) -> R:
         if self._state != _OPEN or _get_running_loop() is not self._loop:
             raise self._misuse_error()
-        deadline = (
+        limit = (
             self._acquire_timeout if timeout is DEFAULT else _validate.timeout("timeout", timeout)
         )
         started = _monotonic()
-        scope = asyncio.timeout(deadline)
-        try:
-            async with scope:
-                slot = await self._next_slot()
-        except TimeoutError as exc:
-            if not scope.expired():
-                raise
-            self._timeouts += 1
-            raise PoolTimeout(
-                f"{self.name}: no connection within {deadline} s"
-                f" (max_size={self._max_size}, in_use={len(self._leased)}, idle={len(self._idle)},"
-                f" opening={self._opening}, waiting={self._waiting})"
-            ) from exc
+        slot = await self._next_slot(limit, started, shared_timer=timeout is DEFAULT)
         now = _monotonic()
         self._acquired += 1
         waited = now - started
@@ -471,8 +467,18 @@ class Pool(Generic[R]):
             watch_for_leak(self, slot, self._leak_timeout)
         return slot.resource
 
-    async def _next_slot(self) -> Slot[R]:
-        """Take an idle slot (checked if need be) or queue for one; the slot comes back leased."""
+    async def _next_slot(
+        self, limit: float | None, started: float, *, shared_timer: bool = False
+    ) -> Slot[R]:
+        """Take an idle slot (checked if need be) or queue for one; the slot comes back leased.
+
+        ``limit`` seconds after ``started`` this raises ``PoolTimeout``. A queued caller is timed
+        out by a timer that fails its future, not by cancelling its task: a hand-off and an
+        expiry then cannot both happen (the first to resolve the future wins), and nothing has
+        to be uncancelled. Callers on the default timeout (``shared_timer``) share one timer;
+        a per-call timeout gets its own. (asyncio.timeout around each wait cost ~8 µs and a
+        timer per waiter ~4 µs per contended acquire: S2 in docs/benchmarks.md.)
+        """
         while True:
             while self._idle and not self._waiting:
                 if self._choose_idle is None:
@@ -498,7 +504,7 @@ class Pool(Generic[R]):
                     and self._check_after_idle is not None
                     and now - slot.idle_since > self._check_after_idle
                 )
-                if not needs_check or await self._checked(slot):
+                if not needs_check or await self._checked_within(slot, limit, started):
                     return slot
             if self._state != _OPEN:
                 raise PoolClosed(f"{self.name} is closed")
@@ -511,11 +517,67 @@ class Pool(Generic[R]):
             self._waiters.append(waiter)
             self._waiting += 1
             self._grow()
+            timer = None
+            if limit is not None:
+                loop = _get_running_loop()
+                deadline = loop.time() + max(0.0, limit - (_monotonic() - started))
+                if shared_timer:
+                    self._timed.append((deadline, waiter))
+                    if self._timeout_timer is None:
+                        self._timeout_timer = loop.call_at(deadline, self._expire_due)
+                else:
+                    timer = loop.call_at(deadline, self._expire, waiter, limit)
             try:
                 return await waiter
             except BaseException:
                 self._abandon(waiter)
                 raise
+            finally:
+                if timer is not None:
+                    timer.cancel()
+
+    def _expire_due(self) -> None:
+        """The shared timer: time out the default-timeout waiters whose deadline has passed."""
+        self._timeout_timer = None
+        assert self._loop is not None
+        now = self._loop.time()
+        timed = self._timed
+        while timed:
+            deadline, waiter = timed[0]
+            if not waiter.done() and deadline > now:
+                self._timeout_timer = self._loop.call_at(deadline, self._expire_due)
+                return
+            timed.popleft()
+            if not waiter.done():
+                assert self._acquire_timeout is not None
+                self._expire(waiter, self._acquire_timeout)
+
+    def _expire(self, waiter: asyncio.Future[Slot[R]], limit: float) -> None:
+        """The acquire timeout passed while queued: fail the waiter, unless it was served."""
+        if not waiter.done():
+            self._waiting -= 1
+            waiter.set_exception(self._timeout_error(limit))
+
+    def _timeout_error(self, limit: float) -> PoolTimeout:
+        self._timeouts += 1
+        return PoolTimeout(
+            f"{self.name}: no connection within {limit} s"
+            f" (max_size={self._max_size}, in_use={len(self._leased)}, idle={len(self._idle)},"
+            f" opening={self._opening}, waiting={self._waiting})"
+        )
+
+    async def _checked_within(self, slot: Slot[R], limit: float | None, started: float) -> bool:
+        """``_checked`` bounded by what is left of the acquire timeout."""
+        if limit is None:
+            return await self._checked(slot)
+        scope = asyncio.timeout(max(0.0, limit - (_monotonic() - started)))
+        try:
+            async with scope:
+                return await self._checked(slot)
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            raise self._timeout_error(limit) from None
 
     async def _checked(self, slot: Slot[R]) -> bool:
         """Run ``check`` on a slot leased to the caller; on failure it is discarded."""
@@ -547,6 +609,7 @@ class Pool(Generic[R]):
             self._waiting -= 1
             if len(self._waiters) > 2 * self._waiting + 64:  # drop given-up waiters in bulk
                 self._waiters = deque(w for w in self._waiters if not w.done())
+                self._timed = deque(entry for entry in self._timed if not entry[1].done())
         elif not waiter.cancelled() and waiter.exception() is None:
             slot = self._unlease(waiter.result())
             logger.debug("%s: waiter gave up after hand-off; passing the connection on", self.name)
@@ -650,6 +713,9 @@ class Pool(Generic[R]):
                 self._leased[id(slot.resource)] = slot
                 slot.leased_at = now
                 waiter.set_result(slot)
+                timed = self._timed
+                while timed and timed[0][1].done():  # served or gone: keep _timed short
+                    timed.popleft()
                 return
         if self._state != _OPEN:
             self._discard(slot, "pool_closed")
