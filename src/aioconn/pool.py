@@ -219,6 +219,7 @@ class Pool(Generic[R]):
         self._maintenance: asyncio.Task[None] | None = None
         self._released_event: asyncio.Event | None = None  # set on each release while closing
         self._closed_event: asyncio.Event | None = None  # set when close() has finished
+        self._closer: asyncio.Task[Any] | None = None  # the task running close()
         self._aborted: set[int] = set()  # ids of leases close() aborted; their release is a no-op
         self._rng = random.Random()
         self._oversized = False  # set by resize() while more connections exist than max_size
@@ -307,21 +308,45 @@ class Pool(Generic[R]):
         New acquires and current waiters get ``PoolClosed``. Idle connections are closed.
         Connections in use are waited for up to ``timeout`` seconds (``None``: no limit),
         then aborted; each aborted one is logged with where it was acquired and where its
-        holder is now. Idempotent: a second call waits (up to its own ``timeout``) for the
-        first to finish. Called from inside an ``acquire`` block of this same pool, it does not
-        wait for the calling task's own connections: each is closed when its block ends, and
-        that block's exit waits for the close.
+        holder is now. Idempotent: a second call waits (up to its own ``timeout``) for a first
+        one still running, and takes over the job from one that was cancelled. Called from
+        inside an ``acquire`` block of this same pool, it does not wait for the calling task's
+        own connections: each is closed when its block ends, and that block's exit waits for
+        the close.
         """
         deadline = _validate.timeout("timeout", timeout)
         if self._state == _NEW:
             self._state = _CLOSED
             return
-        if self._state != _OPEN:
-            if self._state == _CLOSING and self._closed_event is not None:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(deadline):
-                        await self._closed_event.wait()
+        if self._state == _CLOSED:
             return
+        if self._state == _OPEN:
+            self._begin_close()
+        elif self._closer is not None and not self._closer.done():
+            assert self._closed_event is not None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(deadline):
+                    await self._closed_event.wait()
+            return
+        me = self._closer = _current_task()
+        assert self._released_event is not None
+        assert self._closed_event is not None
+        try:
+            async with asyncio.timeout(deadline):
+                while any(slot.owner is not me for slot in self._leased.values()):
+                    self._released_event.clear()
+                    await self._released_event.wait()
+        except TimeoutError:
+            self._abort_leases(me)
+        # Cancelled before this point, the pool stays "closing": a later close() finishes it.
+        await self._drain_tasks()
+        self._state = _CLOSED
+        self._closed_event.set()
+        _registry.open_pools.discard(self)
+        logger.debug("closed %r", self)
+
+    def _begin_close(self) -> None:
+        """The synchronous half of close(): no new work, waiters failed, idle closed."""
         self._state = _CLOSING
         self._closed_event = asyncio.Event()
         self._released_event = asyncio.Event()
@@ -340,22 +365,6 @@ class Pool(Generic[R]):
         for task in (self._maintenance, *self._openers):
             if task is not None:
                 task.cancel()
-        me = _current_task()
-        try:
-            async with asyncio.timeout(deadline):
-                while any(slot.owner is not me for slot in self._leased.values()):
-                    self._released_event.clear()
-                    await self._released_event.wait()
-        except TimeoutError:
-            self._abort_leases(me)
-        finally:
-            try:
-                await self._drain_tasks()
-            finally:
-                self._state = _CLOSED
-                self._closed_event.set()
-                _registry.open_pools.discard(self)
-                logger.debug("closed %r", self)
 
     def _abort_leases(self, me: asyncio.Task[Any] | None) -> None:
         for key, slot in list(self._leased.items()):
