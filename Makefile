@@ -18,6 +18,10 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
 demo: $(VENV)/.installed
 	$(BIN)/aioconn demo
 
@@ -32,6 +36,18 @@ pytest: $(VENV)/.installed-dev
 	PYTHONASYNCIODEBUG=1 $(BIN)/pytest -q
 
 test: lint typecheck pytest
+
+# Benchmarks (issue #5): write docs/benchmarks.md and docs/benchmarks/*.png.
+bench: $(VENV)/.installed-bench
+	$(BIN)/python -m benchmarks.run
+
+bench-quick: $(VENV)/.installed-bench
+	$(BIN)/python -m benchmarks.run --quick
+
+# The reliability suite's soak test, for longer than CI runs it (its default is 10 s).
+SOAK_SECONDS ?= 300
+soak: $(VENV)/.installed-dev
+	AIOCONN_SOAK_SECONDS=$(SOAK_SECONDS) PYTHONASYNCIODEBUG=1 $(BIN)/pytest -q tests/reliability/test_soak.py
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache

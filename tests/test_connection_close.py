@@ -219,7 +219,8 @@ async def test_peer_eof_then_exit_closes(echo_server: EchoServer) -> None:
 
 async def test_cancel_while_resolving(echo_server: EchoServer) -> None:
     baseline = open_socket_count()
-    conn = Connection("127.0.0.1", echo_server.port)
+    # A name, not an address: an address skips the resolver (and so this await point).
+    conn = Connection("localhost", echo_server.port)
     started = asyncio.Event()
 
     async def body() -> None:

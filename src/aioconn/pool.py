@@ -8,7 +8,6 @@ connect, check, reset, close — comes after the bookkeeping that makes it safe.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import random
@@ -219,7 +218,7 @@ class Pool(Generic[R]):
         self._maintenance: asyncio.Task[None] | None = None
         self._released_event: asyncio.Event | None = None  # set on each release while closing
         self._closed_event: asyncio.Event | None = None  # set when close() has finished
-        self._closer: asyncio.Task[Any] | None = None  # the task running close()
+        self._attempt_ended: asyncio.Event | None = None  # set when a close() call ends
         self._aborted: set[int] = set()  # ids of leases close() aborted; their release is a no-op
         self._rng = random.Random()
         self._oversized = False  # set by resize() while more connections exist than max_size
@@ -322,28 +321,38 @@ class Pool(Generic[R]):
             return
         if self._state == _OPEN:
             self._begin_close()
-        elif self._closer is not None and not self._closer.done():
-            assert self._closed_event is not None
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(deadline):
-                    await self._closed_event.wait()
-            return
-        me = self._closer = _current_task()
+        loop = _get_running_loop()
+        ends = None if deadline is None else loop.time() + deadline
+        # Another task's close() is running: wait for it to end. If it ends without closing
+        # (cancelled), take over with the time left.
+        while self._attempt_ended is not None and not self._attempt_ended.is_set():
+            try:
+                async with asyncio.timeout_at(ends):
+                    await self._attempt_ended.wait()
+            except TimeoutError:
+                return
+            if self._state == _CLOSED:
+                return
+        me = _current_task()
+        attempt_ended = self._attempt_ended = asyncio.Event()
         assert self._released_event is not None
         assert self._closed_event is not None
         try:
-            async with asyncio.timeout(deadline):
-                while any(slot.owner is not me for slot in self._leased.values()):
-                    self._released_event.clear()
-                    await self._released_event.wait()
-        except TimeoutError:
-            self._abort_leases(me)
-        # Cancelled before this point, the pool stays "closing": a later close() finishes it.
-        await self._drain_tasks()
-        self._state = _CLOSED
-        self._closed_event.set()
-        _registry.open_pools.discard(self)
-        logger.debug("closed %r", self)
+            try:
+                async with asyncio.timeout_at(ends):
+                    while any(slot.owner is not me for slot in self._leased.values()):
+                        self._released_event.clear()
+                        await self._released_event.wait()
+            except TimeoutError:
+                self._abort_leases(me)
+            # Cancelled before this point, the pool stays "closing": a later close() finishes it.
+            await self._drain_tasks()
+            self._state = _CLOSED
+            self._closed_event.set()
+            _registry.open_pools.discard(self)
+            logger.debug("closed %r", self)
+        finally:
+            attempt_ended.set()
 
     def _begin_close(self) -> None:
         """The synchronous half of close(): no new work, waiters failed, idle closed."""

@@ -1,0 +1,122 @@
+"""The server goes down, then comes back: fast, clear failures meanwhile, and full recovery.
+
+Directly against a stopped server, every acquire fails at once with ``ConnectError`` (the
+connection is refused), long before the 10 s connect timeout. Behind a proxy that is disabled,
+or whose server is stopped, the TCP connect to the proxy succeeds and the proxy then resets it,
+so each request fails at once with ``ConnectionClosed`` instead. Either way no caller waits,
+none gets a reply, idle connections that died meanwhile are never handed out, and once the
+server is back every request succeeds on a new connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from quiescence import assert_quiescent, poll_until, take_baseline
+from witness import ask
+
+import aioconn
+from aioconn import Connection, Pool, TCPConnector
+from aioconn.testing import ChaosProxy, EchoServer
+
+SEED = 503
+SIZE = 2
+DOWN_REQUESTS = 5
+FAST = 0.5  # seconds within which a request to a down server must fail (it takes ms)
+BOUND = 5.0
+
+
+async def warm_up(pool: Pool[Connection]) -> list[Connection]:
+    conns = [await pool.get() for _ in range(SIZE)]
+    for conn in conns:
+        await pool.put(conn)
+    return conns
+
+
+async def recovered(pool: Pool[Connection], server: EchoServer) -> None:
+    async def request(i: int) -> tuple[str, int]:
+        async with pool.acquire() as conn:
+            return await ask(conn, f"up{i}")
+
+    async with asyncio.timeout(BOUND):
+        replies = await asyncio.gather(*(request(i) for i in range(2 * SIZE)))
+    assert [request_id for request_id, _ in replies] == [f"up{i}" for i in range(2 * SIZE)]
+    assert {link for _, link in replies} <= set(range(1, server.opened + 1))
+
+
+async def test_a_stopped_server_fails_acquires_at_once_with_connect_error() -> None:
+    server = await EchoServer(witness=True).start()
+    port = server.port
+    try:
+        baseline = take_baseline()
+        pool = Pool(TCPConnector(server.host, port), max_size=SIZE, name="server-down")
+        await pool.open()
+        idle = await warm_up(pool)
+        await server.stop()
+        await poll_until(lambda: not any(c.reusable for c in idle), lambda: "idle still alive")
+
+        async def acquire() -> float:
+            started = time.monotonic()
+            with pytest.raises(aioconn.ConnectError, match="could not connect"):
+                async with pool.acquire():
+                    pass
+            return time.monotonic() - started
+
+        async with asyncio.timeout(BOUND):
+            waited = await asyncio.gather(*(acquire() for _ in range(DOWN_REQUESTS)))
+        assert max(waited) < FAST
+        stats = pool.stats()
+        assert (stats.connect_failures, stats.discarded.not_reusable) == (DOWN_REQUESTS, SIZE)
+        assert (stats.size, stats.waiting, stats.opening) == (0, 0, 0)
+    finally:
+        await server.stop()
+    async with EchoServer(port=port, witness=True) as server:
+        await recovered(pool, server)
+        assert pool.stats().created == 2 * SIZE
+        await assert_quiescent(pool, server, baseline)
+
+
+@pytest.mark.parametrize("how", ["proxy_disabled", "server_behind_proxy_stopped"])
+async def test_behind_a_proxy_requests_fail_at_once_with_connection_closed(how: str) -> None:
+    server = await EchoServer(witness=True).start()
+    port = server.port
+    try:
+        async with ChaosProxy(server.host, port, seed=SEED) as proxy:
+            baseline = take_baseline()
+            pool = Pool(
+                TCPConnector(proxy.host, proxy.port, read_timeout=BOUND),
+                max_size=SIZE,
+                acquire_timeout=BOUND,
+                name=how,
+            )
+            await pool.open()
+            idle = await warm_up(pool)
+            if how == "proxy_disabled":
+                proxy.disable()  # closes every link
+                async with asyncio.timeout(BOUND):
+                    await proxy.wait_for(open=0)
+            else:
+                await server.stop()  # the proxy passes the FIN on; links close with the client
+            await poll_until(lambda: not any(c.reusable for c in idle), lambda: "idle alive")
+
+            for i in range(DOWN_REQUESTS):
+                started = time.monotonic()
+                with pytest.raises(aioconn.ConnectionClosed):
+                    async with pool.acquire() as conn:
+                        await ask(conn, f"down{i}")
+                assert time.monotonic() - started < FAST
+            stats = pool.stats()
+            assert (stats.discarded.not_reusable, stats.discarded.error) == (SIZE, DOWN_REQUESTS)
+            assert stats.created == SIZE + DOWN_REQUESTS
+            assert server.requests == 0
+
+            if how == "proxy_disabled":
+                proxy.enable()
+            else:
+                server = await EchoServer(port=port, witness=True).start()
+            await recovered(pool, server)
+            await assert_quiescent(pool, server, baseline, proxy=proxy)
+    finally:
+        await server.stop()
