@@ -1,0 +1,466 @@
+"""docs/benchmarks.md and its charts, from one run's results."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import fmt
+from .harness import Case, Cell
+from .probes import HANDOFF_STEPS, Probe
+from .profiling import Hotspot
+from .targets import Verdict, evaluate, s5_spread
+
+NOTES = Path(__file__).with_name("notes.md")
+
+Column = tuple[str, Callable[[str, Cell, Case], str]]
+
+
+def _table(case: Case, columns: Sequence[Column]) -> list[str]:
+    lines = [
+        "| " + " | ".join(["Contender", *(title for title, _ in columns)]) + " |",
+        "|" + "---|" * (len(columns) + 1),
+    ]
+    for key, cell in case.cells.items():
+        name = f"**{cell.label}**" if key == "aioconn" else cell.label
+        if cell.na is not None and not any(s is not None for s in cell.samples):
+            cells = [f"n/a: {cell.na}"] + ["—"] * (len(columns) - 1)
+        else:
+            cells = [render(key, cell, case) for _, render in columns]
+            if cell.na is not None:
+                cells[0] += f" (later rounds n/a: {cell.na})"
+        lines.append("| " + " | ".join([name, *cells]) + " |")
+    return lines
+
+
+def _median_of(
+    metric: str, show: Callable[[float | None], str]
+) -> Callable[[str, Cell, Case], str]:
+    return lambda key, cell, case: show(cell.median(metric))
+
+
+def _span_of(metric: str, unit: str = "") -> Callable[[str, Cell, Case], str]:
+    return lambda key, cell, case: fmt.span(cell.values(metric), unit)
+
+
+def _vs(
+    base: str, metric: str, *, higher_is_better: bool = True
+) -> Callable[[str, Cell, Case], str]:
+    def render(key: str, cell: Cell, case: Case) -> str:
+        if key == base:
+            return "1 (reference)"
+        return fmt.median_ratio(case.ratios(key, metric, base, higher_is_better=higher_is_better))
+
+    return render
+
+
+def _failures(cases: Sequence[Case]) -> list[str]:
+    found = [f"- **{case.scenario} {case.name}**: {f}" for case in cases for f in case.failures]
+    if not found:
+        return []
+    return ["", "**Correctness checks FAILED:**", "", *found]
+
+
+# -- the scenarios -----------------------------------------------------------------------------
+
+
+def _s1(cases: list[Case]) -> list[str]:
+    case = cases[0]
+    return [
+        "## S1: uncontended acquire + release",
+        "",
+        "One task runs `async with pool.acquire(): pass` over and over on a warm pool of 10"
+        " trivial resources (`object()` from an async factory). Measures the fixed cost of the"
+        " acquire path when nobody waits.",
+        "",
+        *_table(
+            case,
+            [
+                ("cycles/s (median)", _median_of("rate", fmt.rate)),
+                ("min\u2013max", _span_of("rate")),
+                ("µs per cycle", _median_of("us_per_cycle", fmt.micros)),
+                ("\u00d7 floor (median, range)", _vs("floor", "rate")),
+            ],
+        ),
+        *_failures(cases),
+        "",
+        "![S1 chart](benchmarks/s1.png)",
+    ]
+
+
+def _s2(cases: list[Case]) -> list[str]:
+    case = cases[0]
+
+    def overtakes(key: str, cell: Cell, c: Case) -> str:
+        values = cell.values("overtakes")
+        return "—" if not values else f"{int(max(values)):,}"
+
+    return [
+        "## S2: contended",
+        "",
+        "1,000 tasks \u00d7 the plan's cycles of acquire / `await asyncio.sleep(0)` / release"
+        " on a pool of 10. Wait = time from calling `acquire()` to entering the block. An"
+        " *overtake* is an acquire served while one that started earlier still waits (0 for a"
+        " FIFO pool). Every contender runs the same instrumentation (clock reads, the overtake"
+        " monitor, the holder check), which is part of every cycle.",
+        "",
+        *_table(
+            case,
+            [
+                ("cycles/s (median)", _median_of("rate", fmt.rate)),
+                ("min\u2013max", _span_of("rate")),
+                ("\u00d7 floor (median, range)", _vs("floor", "rate")),
+                ("wait p50", _median_of("wait_p50", fmt.seconds)),
+                ("wait p99", _median_of("wait_p99", fmt.seconds)),
+                ("wait max", _median_of("wait_max", fmt.seconds)),
+                ("overtakes (worst round)", overtakes),
+            ],
+        ),
+        *_failures(cases),
+        "",
+        "![S2 chart](benchmarks/s2.png)",
+    ]
+
+
+def _s3(cases: list[Case], plan: Any) -> list[str]:
+    lines = [
+        "## S3: echo RPC over loopback",
+        "",
+        f"{plan.s3_workers} workers \u00d7 {plan.s3_requests:,} requests of 64-byte lines through"
+        f" a pool of {plan.s3_pool} real connections to an echo server in a separate process"
+        " (`benchmarks/echo_server.py`, a bare `asyncio.Protocol` on uvloop, so the client is the"
+        " bottleneck). aioconn uses its own `Connection` via `TCPConnector` and"
+        " `send` + `readline`; every other pool holds `asyncio.open_connection` streams and does"
+        " `write` + `drain` + `readline`. The limit is no pool at all: one dedicated raw-stream"
+        " connection per worker. Latency = acquire + request + reply, per request. Every reply is"
+        " checked against its request.",
+    ]
+    for case in cases:
+        lines += [
+            "",
+            f"### {case.name}",
+            "",
+            *_table(
+                case,
+                [
+                    ("requests/s (median)", _median_of("rate", fmt.rate)),
+                    ("min\u2013max", _span_of("rate")),
+                    ("\u00d7 floor (median, range)", _vs("floor", "rate")),
+                    ("latency p50", _median_of("lat_p50", fmt.seconds)),
+                    ("p99", _median_of("lat_p99", fmt.seconds)),
+                    ("max", _median_of("lat_max", fmt.seconds)),
+                ],
+            ),
+        ]
+    return [*lines, *_failures(cases), "", "![S3 chart](benchmarks/s3.png)"]
+
+
+def _s4(cases: list[Case], plan: Any) -> list[str]:
+    lines = [
+        "## S4: one connection",
+        "",
+        f"{plan.s4_requests:,} sequential 64-byte request/replies on one connection:"
+        " `aioconn.Connection.send` + `readline` against raw `StreamWriter.write` + `drain` +"
+        " `StreamReader.readline`. Throughput is bound by the loopback round trip to the server"
+        " process (and how fast an idle CPU wakes up), which hides most of the per-call cost;"
+        " the client's CPU time per request (`time.process_time`) shows it.",
+    ]
+    for case in cases:
+        lines += [
+            "",
+            f"### {case.name}",
+            "",
+            *_table(
+                case,
+                [
+                    ("requests/s (median)", _median_of("rate", fmt.rate)),
+                    ("min\u2013max", _span_of("rate")),
+                    ("µs per request", _median_of("us_per_request", fmt.micros)),
+                    ("client CPU µs per request", _median_of("cpu_us_per_request", fmt.micros)),
+                    ("\u00d7 raw (median, range)", _vs("raw", "rate")),
+                ],
+            ),
+        ]
+    return [*lines, *_failures(cases), "", "![S4 chart](benchmarks/s4.png)"]
+
+
+def _s5(cases: list[Case], plan: Any) -> list[str]:
+    queued = [c for c in cases if "waiters" in c.name]
+    opening = [c for c in cases if c.name.startswith("open")]
+    lines = [
+        "## S5: scaling",
+        "",
+        "Per-operation cost of acquire + release with many queued waiters and a large pool. The"
+        " main task holds every resource of a warm pool, queues the waiters, then gives back one"
+        " resource, which circulates: each waiter acquires it, releases it, steps aside with one"
+        " `sleep(0)` and queues again, so the queue stays as long as configured and the pool's"
+        " books hold all its resources. After a warm-up of min(waiters, 1,000) operations,"
+        f" {plan.s5_ops:,} operations are timed; cost = elapsed / operations, so it includes the"
+        " two task switches of every hand-off. The harness's own objects are frozen out of the"
+        " garbage collector (`gc.freeze()`), so collection costs come from the pool alone.",
+        "",
+    ]
+    if queued:
+        keys = list(dict.fromkeys(k for c in queued for k in c.cells))
+        header = ["Contender", *(c.name for c in queued), "largest / smallest (median, range)"]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for key in keys:
+            label = next(c.cells[key].label for c in queued if key in c.cells)
+            row = [f"**{label}**" if key == "aioconn" else label]
+            for c in queued:
+                cell = c.cells.get(key)
+                if cell is None:
+                    row.append("—")
+                elif cell.na is not None and not cell.values("us_per_op"):
+                    row.append(f"n/a: {cell.na}")
+                else:
+                    row.append(fmt.micros(cell.median("us_per_op")))
+            row.append(fmt.median_ratio(s5_spread(queued, key)))
+            lines.append("| " + " | ".join(row) + " |")
+    for case in opening:
+        lines += [
+            "",
+            f"### {case.name}",
+            "",
+            "aioconn `Pool(TCPConnector(...), min_size=N, max_size=N).open()` (concurrent) against"
+            " N `aioconn.connect()` one after another; raw `asyncio.gather` of"
+            " `asyncio.open_connection` for reference. The echo server listens with a backlog of"
+            " 4,096.",
+            "",
+            *_table(
+                case,
+                [
+                    ("time (median)", _median_of("seconds", fmt.seconds)),
+                    ("min\u2013max", _span_of("seconds", "s")),
+                    (
+                        "\u00d7 faster than sequential (median, range)",
+                        _vs("sequential", "seconds", higher_is_better=False),
+                    ),
+                ],
+            ),
+        ]
+    return [*lines, *_failures(cases), "", "![S5 chart](benchmarks/s5.png)"]
+
+
+def _s6(cases: list[Case]) -> list[str]:
+    case = cases[0]
+    return [
+        "## S6: memory per idle resource",
+        "",
+        f"tracemalloc: bytes the pool allocates to keep {case.name} (each an `object()` allocated"
+        " before measuring), divided by their number: the pool's own bookkeeping per idle"
+        " resource, resources excluded. The last column is what each resource costs by itself"
+        " (the object and its slot in the list that holds it), for scale.",
+        "",
+        *_table(
+            case,
+            [
+                ("bytes per idle resource", _median_of("bytes_per_idle", fmt.size)),
+                ("the resource itself", _median_of("resource_bytes", fmt.size)),
+            ],
+        ),
+        *_failures(cases),
+        "",
+        "![S6 chart](benchmarks/s6.png)",
+    ]
+
+
+# -- targets, probes, profile ------------------------------------------------------------------
+
+
+def _targets(verdicts: list[Verdict]) -> list[str]:
+    lines = [
+        "## Targets",
+        "",
+        "aioconn against issue #5's targets, in this run (ratios are medians of per-round ratios).",
+        "",
+        "| Scenario | Target | aioconn | Met? | Margin |",
+        "|---|---|---|---|---|",
+    ]
+    for v in verdicts:
+        met = "n/a" if v.met is None else ("**yes**" if v.met else "**no**")
+        lines.append(f"| {v.scenario} | {v.target} | {v.measured} | {met} | {v.margin} |")
+    return lines
+
+
+def _probes(probes: dict[str, tuple[str, Probe]]) -> list[str]:
+    if not probes:
+        return []
+    lines = [
+        "## Behaviour probes (not timed)",
+        "",
+        "What each pool does with the resource when the block fails or is cancelled, and whether"
+        f" cancelling a waiter at each of the first {HANDOFF_STEPS} loop steps after a release"
+        " leaves the pool short of a resource for good (`benchmarks/probes.py`, pool of one).",
+        "",
+        "| Contender | block raised `ValueError` | block cancelled | waiter cancelled during"
+        " hand-off: capacity lost |",
+        "|---|---|---|---|",
+    ]
+    for key, (label, p) in probes.items():
+        name = f"**{label}**" if key == "aioconn" else label
+        if p.handoff_lost < 0:
+            lost = "—"
+        elif p.handoff_lost == 0:
+            lost = "never"
+        else:
+            lost = f"at {p.handoff_lost} of {HANDOFF_STEPS} timings"
+        lines.append(f"| {name} | {p.error} | {p.cancel} | {lost} |")
+    return lines
+
+
+def _profile(hotspots: dict[str, list[Hotspot]]) -> list[str]:
+    if not hotspots:
+        return []
+    lines = [
+        "## Where aioconn's time goes (cProfile)",
+        "",
+        "aioconn's S1 and S2 once more under cProfile (the full plan's S1 and S2, in this process),"
+        " top functions by own time. cProfile's per-call overhead inflates small functions: read"
+        " it for proportions, not speeds. A coroutine counts one call per resumption. The"
+        " benchmark's own loop (`s1_uncontended`, `worker`) shows up too.",
+    ]
+    for scenario, spots in hotspots.items():
+        lines += [
+            "",
+            f"### {scenario}",
+            "",
+            "| Function | calls | own time | share of all own time | with callees |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| `{h.function}` | {h.calls:,} | {fmt.seconds(h.own_seconds)} | {h.share:.0%}"
+            f" | {fmt.seconds(h.with_callees)} |"
+            for h in spots
+        ]
+    return lines
+
+
+# -- the page ----------------------------------------------------------------------------------
+
+
+def render(
+    meta: dict[str, str],
+    plan: Any,
+    results: dict[str, list[Case]],
+    probes: dict[str, tuple[str, Probe]],
+    hotspots: dict[str, list[Hotspot]],
+) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        "<!-- Generated by `python -m benchmarks.run`: edit benchmarks/, not this file. -->",
+        "",
+        f"Generated by {meta['command']} on {meta['date']}, in {meta['duration']}.",
+        "",
+        "| | |",
+        "|---|---|",
+        *(
+            f"| {name} | {value} |"
+            for name, value in meta.items()
+            if name not in ("command", "date", "duration")
+        ),
+        "",
+        "## How to run and how to read",
+        "",
+        "```console",
+        "$ make bench-quick   # one to two minutes: fewer rounds and cycles",
+        "$ make bench         # the full plan of issue #5, up to about ten minutes",
+        "$ .venv/bin/python -m benchmarks.run --only S1,S2   # a subset; prints, writes nothing",
+        "```",
+        "",
+        "- **Contenders.** *floor*: the least a correct FIFO pool does, written in"
+        " `benchmarks/floor.py` (idle deque, waiter-future deque, direct hand-off, ~50 lines, no"
+        " timeouts, checks or stats): the yardstick of every ratio. *asyncio.Queue pool*: the"
+        " textbook pool. *aioconn.Pool* with its defaults. The peers at the versions pinned in the"
+        " `bench` extra, each with its defaults behind a thin `async with acquire()` adapter"
+        " (`benchmarks/contenders.py`). A peer that cannot run a scenario is shown as n/a with"
+        " the reason.",
+        "- **Interleaved rounds.** Each round measures every contender once, in an order rotated"
+        " every round, each in a fresh event loop after `gc.collect()`. Tables show the median"
+        " over rounds and the min\u2013max range.",
+        "- **Ratios** are computed per round — contender throughput / floor throughput in the same"
+        " round, which is floor time / contender time — and the table shows their median and"
+        " range. 1.00\u00d7 is the floor; higher is better. Time ratios (S5) are stated as such.",
+        "- **Checks** run in every round and fail the run (exit status 1) when broken: no"
+        " resource held by two tasks at once, never more than `max_size` resources held or"
+        " alive, a warm pool hands out `max_size` distinct resources and makes the next acquire"
+        " wait (before and after S1/S2), every echo reply equals its request.",
+        "",
+        *_targets(evaluate(results)),
+    ]
+    sections: list[list[str]] = []
+    if "S1" in results:
+        sections.append(_s1(results["S1"]))
+    if "S2" in results:
+        sections.append(_s2(results["S2"]))
+    if "S3" in results:
+        sections.append(_s3(results["S3"], plan))
+    if "S4" in results:
+        sections.append(_s4(results["S4"], plan))
+    if "S5" in results:
+        sections.append(_s5(results["S5"], plan))
+    if "S6" in results:
+        sections.append(_s6(results["S6"]))
+    sections += [_probes(probes), _profile(hotspots)]
+    for section in sections:
+        if section:
+            lines += ["", *section]
+    if NOTES.exists():
+        lines += ["", NOTES.read_text().strip()]
+    return "\n".join(lines) + "\n"
+
+
+def draw(directory: Path, results: dict[str, list[Case]]) -> list[Path]:
+    """Write one chart per scenario; returns their paths."""
+    from . import charts  # matplotlib: imported only now, so measuring processes stay lean
+
+    made = []
+    if cases := results.get("S1"):
+        path = directory / "s1.png"
+        charts.bar_chart(
+            path,
+            "S1 uncontended: acquire+release cycles/s (higher is better)",
+            cases,
+            "rate",
+            "cycles per second (log scale)",
+            log=True,
+        )
+        made.append(path)
+    if cases := results.get("S2"):
+        path = directory / "s2.png"
+        charts.s2_chart(path, cases[0])
+        made.append(path)
+    if cases := results.get("S3"):
+        path = directory / "s3.png"
+        charts.bar_chart(
+            path, "S3 echo RPC: requests/s (higher is better)", cases, "rate", "requests per second"
+        )
+        made.append(path)
+    if cases := results.get("S4"):
+        path = directory / "s4.png"
+        charts.bar_chart(
+            path,
+            "S4 one connection: requests/s (higher is better)",
+            cases,
+            "rate",
+            "requests per second",
+        )
+        made.append(path)
+    if cases := results.get("S5"):
+        path = directory / "s5.png"
+        charts.s5_chart(path, cases)
+        made.append(path)
+    if cases := results.get("S6"):
+        path = directory / "s6.png"
+        charts.bar_chart(
+            path,
+            "S6: pool bookkeeping per idle resource (lower is better)",
+            cases,
+            "bytes_per_idle",
+            "bytes (log scale)",
+            log=True,
+        )
+        made.append(path)
+    return made
