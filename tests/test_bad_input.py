@@ -65,7 +65,7 @@ def test_bad_timeouts(name: str, value: object, error: type[Exception]) -> None:
 
 def test_close_timeout_cannot_be_none() -> None:
     with pytest.raises(TypeError, match=r"^close_timeout must be a number of seconds, got None"):
-        aioconn.connect("127.0.0.1", 80, close_timeout=None)  # type: ignore[arg-type]
+        aioconn.connect("127.0.0.1", 80, close_timeout=None)  # type: ignore[arg-type]  # the bad input under test
 
 
 @pytest.mark.parametrize("name", ["connect_timeout", "read_timeout", "write_timeout"])
@@ -127,7 +127,7 @@ def test_local_addr_wrong_shape(local_addr: Any) -> None:
 
 def test_retry_wrong_type() -> None:
     with pytest.raises(TypeError, match=r"^retry must be an aioconn\.Retry or None"):
-        aioconn.connect("127.0.0.1", 80, retry=3)  # type: ignore[arg-type]
+        aioconn.connect("127.0.0.1", 80, retry=3)  # type: ignore[arg-type]  # the bad input under test
 
 
 @pytest.mark.parametrize("path", ["", b"/tmp/x.sock", None])

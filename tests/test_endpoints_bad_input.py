@@ -86,7 +86,7 @@ def test_bad_per_endpoint_tls() -> None:
     with pytest.raises(ValueError, match=r"endpoints\[0\]: server_hostname is required with ssl"):
         Endpoints([Endpoint("unix:/run/db.sock", ssl=True)])
     with pytest.raises(TypeError, match=r"ssl must be None, a bool or an ssl\.SSLContext"):
-        Endpoint("a:1", ssl="yes")  # type: ignore[arg-type]
+        Endpoint("a:1", ssl="yes")  # type: ignore[arg-type]  # the bad input under test
     with pytest.raises(ValueError, match="server_hostname must be a non-empty str"):
         Endpoint("a:1", ssl=True, server_hostname="")
     with pytest.raises(ValueError, match=r"address: 'a' is not an address"):
