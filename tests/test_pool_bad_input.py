@@ -6,6 +6,7 @@ they were before the mistake.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import re
 from collections.abc import AsyncIterator
@@ -300,6 +301,54 @@ async def test_releasing_a_resource_twice(
     assert not resource.closed
     assert connector.reset_phase.calls == resets  # not reset again while idle in the pool
     await assert_unharmed(pool, before)
+
+
+async def test_put_of_a_resource_an_acquire_block_holds(
+    pool: Pool[FakeResource], connector: GatedConnector
+) -> None:
+    before = pool.stats()
+    async with pool.acquire() as resource:
+        message = (
+            r"^<FakeResource #1> is held by an `async with "
+            + NAME
+            + r"\.acquire\(\)` block, which gives it back when it ends; do not put\(\) it$"
+        )
+        with pytest.raises(RuntimeError, match=message):
+            await pool.put(resource)
+        with pytest.raises(RuntimeError, match=message):
+            await pool.put(resource, discard=True)
+        assert pool.stats().in_use == 1
+    assert not resource.closed
+    after = pool.stats()
+    assert (after.acquired, after.released, after.idle, after.in_use) == (1, 1, 1, 0)
+    assert after.discarded.total == 0
+    assert connector.reset_phase.calls == 1  # once, by the block's own exit
+    await assert_unharmed(pool, dataclasses.replace(before, **_counts_of(after)))
+
+
+def _counts_of(stats: PoolStats) -> dict[str, Any]:
+    names = ("size", "idle", "acquired", "released", "created", "acquire_wait", "hold_time")
+    return {name: getattr(stats, name) for name in (*names, "connect_time")}
+
+
+async def test_a_connector_that_returns_a_resource_twice_is_refused() -> None:
+    same = FakeResource(1)
+
+    async def always_the_same() -> FakeResource:
+        return same
+
+    async with Pool(always_the_same, max_size=2, name=NAME) as pool:
+        async with pool.acquire() as first:
+            message = (
+                f"{NAME}: the connector returned <FakeResource #1>, which the pool already holds;"
+                " connect\\(\\) must return a new resource each time"
+            )
+            with pytest.raises(aioconn.ConnectError, match=message):
+                await pool.get()
+            assert first is same
+            stats = pool.stats()
+            assert (stats.size, stats.in_use, stats.created, stats.waiting) == (1, 1, 1, 0)
+        assert pool.stats().idle == 1
 
 
 async def test_releasing_a_resource_to_another_pool(

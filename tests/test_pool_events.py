@@ -434,6 +434,12 @@ async def test_leak_suspected_says_where_the_connection_was_acquired(
             f"{NAME}: connection held for more than leak_timeout=0.02 s: {resource!r}\nacquired at:"
         )
         assert "test_leak_suspected_says_where_the_connection_was_acquired" in leak.report
+        acquired_at = leak.report.split("acquired at:\n", 1)[1].splitlines()
+        # The stack starts in the caller's code, not in the pool's own frames.
+        assert acquired_at[0].endswith(
+            ", in test_leak_suspected_says_where_the_connection_was_acquired"
+        ), acquired_at[0]
+        assert "test_pool_events.py" in acquired_at[0]
         assert timeless(recorder.events) == [opened(resource), leak]
         [warning] = caught
         assert warning.category is aioconn.LeakWarning

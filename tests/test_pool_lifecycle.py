@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import time
+import weakref
 
 import pytest
 
@@ -206,3 +207,21 @@ async def test_unclosed_pool_warns_naming_where_it_was_created() -> None:
     with pytest.warns(ResourceWarning, match=r"unclosed <aioconn.Pool .*test_pool_lifecycle.py"):  # noqa: PT031
         del pool
         gc.collect()
+
+
+async def test_an_idle_connection_does_not_keep_its_last_holder_alive() -> None:
+    factory = ThingFactory()
+    async with Pool(factory.open, close=factory.close, max_size=1) as pool:
+
+        async def borrow() -> None:
+            async with pool.acquire():
+                pass
+
+        task = asyncio.create_task(borrow())
+        await task
+        await asyncio.sleep(0)  # one loop step: the loop lets go of the callback that woke us
+        finished = weakref.ref(task)
+        del task
+        gc.collect()
+        assert finished() is None  # the slot forgot its owner on return
+        assert pool.stats().idle == 1

@@ -8,6 +8,7 @@ import sys
 import traceback
 import warnings
 import weakref
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from ._slot import Slot
@@ -22,9 +23,10 @@ logger = logging.getLogger("aioconn.pool")
 
 def watch_for_leak(pool: Pool[Any], slot: Slot[Any], timeout: float) -> None:
     """Remember where ``slot`` was acquired and report it if still held after ``timeout`` s."""
-    slot.acquired_stack = traceback.StackSummary.extract(
-        traceback.walk_stack(sys._getframe(2)), limit=16
-    )
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("aioconn."):
+        frame = frame.f_back  # start at the caller's code, not in the pool's own frames
+    slot.acquired_stack = traceback.StackSummary.extract(traceback.walk_stack(frame), limit=16)
     assert pool._loop is not None
     slot.leak_timer = pool._loop.call_later(timeout, report_leak, weakref.ref(pool), slot)
 

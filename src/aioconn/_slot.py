@@ -8,6 +8,9 @@ from typing import Generic, TypeVar
 
 R = TypeVar("R")
 
+GOT = object()
+"""``Slot.lease`` of a resource leased by ``Pool.get()``, or handed to a waiter not yet awake."""
+
 
 class Slot(Generic[R]):
     """One pooled resource and what the pool knows about it (all times are ``time.monotonic``)."""
@@ -19,6 +22,7 @@ class Slot(Generic[R]):
         "expires_at",
         "idle_since",
         "leak_timer",
+        "lease",
         "leased_at",
         "owner",
         "resource",
@@ -30,6 +34,9 @@ class Slot(Generic[R]):
         self.expires_at = expires_at
         self.idle_since = created_at
         self.checked_at = created_at
+        # Who holds it: None while idle (or being opened, checked or closed), else the
+        # ``Lease`` of an ``acquire()`` block, or ``GOT`` for ``get()`` and hand-offs in flight.
+        self.lease: object | None = None
         self.leased_at = 0.0
         self.owner: asyncio.Task[object] | None = None
         self.leak_timer: asyncio.TimerHandle | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 import random
 import sys
 import time
@@ -29,7 +30,8 @@ from ._pool_config import CLOSING as _CLOSING
 from ._pool_config import NEW as _NEW
 from ._pool_config import OPEN as _OPEN
 from ._pool_config import as_connect_error, as_connector, check_sizes
-from ._slot import Slot
+from ._slot import GOT, Slot
+from ._tasks import current_task as _current_task
 from .connection import DEFAULT, CallTimeout
 from .connector import Connector
 from .errors import (
@@ -45,7 +47,16 @@ from .events import (
     PoolEvent,
 )
 from .retry import Retry
-from .stats import Discards, EndpointStats, PoolStats, SummaryRecorder
+from .stats import (
+    _BUCKETS,
+    _FLOOR,
+    _OFFSET,
+    _SCALE,
+    Discards,
+    EndpointStats,
+    PoolStats,
+    SummaryRecorder,
+)
 
 __all__ = ["Lease", "Pool"]
 
@@ -54,8 +65,8 @@ logger = logging.getLogger("aioconn.pool")
 
 _LIFETIME_JITTER = 0.1  # retire up to 10 % early so connections opened together expire apart
 _get_running_loop = asyncio.get_running_loop
-_current_task = asyncio.current_task
 _monotonic = time.monotonic
+_log = math.log
 
 
 class Pool(Generic[R]):
@@ -203,8 +214,12 @@ class Pool(Generic[R]):
 
         self._state = _NEW
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._done: asyncio.Future[None]
         self._idle: deque[Slot[R]] = deque()
-        self._leased: dict[int, Slot[R]] = {}
+        # Every resource the pool owns (idle, in use, being checked), by id(resource). A slot's
+        # own `lease` says whether it is in use, so acquire and release touch no dict (and
+        # in use = owned - idle - checking needs no counter either).
+        self._slots: dict[int, Slot[R]] = {}
         self._waiters: deque[asyncio.Future[Slot[R]]] = deque()
         # Waiters on the default acquire_timeout, oldest first, with their loop-clock deadlines:
         # enqueued in FIFO order their deadlines come in order too, so one timer serves them all.
@@ -257,6 +272,8 @@ class Pool(Generic[R]):
         if self._state != _NEW:
             raise RuntimeError(f"{self!r} was already opened")
         self._loop = _get_running_loop()
+        self._done = self._loop.create_future()  # what a synchronous Lease.__aexit__ returns
+        self._done.set_result(None)
         self._state = _OPEN
         _registry.open_pools.add(self)
         self._reset_counters()
@@ -333,14 +350,14 @@ class Pool(Generic[R]):
                 return
             if self._state == _CLOSED:
                 return
-        me = _current_task()
+        me = _current_task(loop)
         attempt_ended = self._attempt_ended = asyncio.Event()
         assert self._released_event is not None
         assert self._closed_event is not None
         try:
             try:
                 async with asyncio.timeout_at(ends):
-                    while any(slot.owner is not me for slot in self._leased.values()):
+                    while any(slot.owner is not me for slot in self._leased_slots()):
                         self._released_event.clear()
                         await self._released_event.wait()
             except TimeoutError:
@@ -375,17 +392,20 @@ class Pool(Generic[R]):
             if task is not None:
                 task.cancel()
 
+    def _leased_slots(self) -> list[Slot[R]]:
+        return [slot for slot in self._slots.values() if slot.lease is not None]
+
     def _abort_leases(self, me: asyncio.Task[Any] | None) -> None:
-        for key, slot in list(self._leased.items()):
+        for slot in self._leased_slots():
             if slot.owner is me:
                 continue
-            del self._leased[key]
-            self._aborted.add(key)
             logger.warning(
                 "%s: closing aborted a connection still in use: %s",
                 self.name,
                 describe_holder(slot),
             )
+            self._unlease(slot)
+            self._aborted.add(id(slot.resource))
             if self._on_release is not None:
                 self._on_release(slot.resource)
             self._discard(slot, "aborted", abort=True)
@@ -416,7 +436,10 @@ class Pool(Generic[R]):
         """
         if timeout is not DEFAULT:
             _validate.timeout("timeout", timeout)
-        return Lease(self, timeout)
+        lease: Lease[R] = Lease()
+        lease._pool = self
+        lease._timeout = timeout
+        return lease
 
     async def get(self, timeout: CallTimeout = DEFAULT) -> R:
         """Borrow a resource; give it back with ``put``. Prefer ``acquire()``.
@@ -428,49 +451,65 @@ class Pool(Generic[R]):
             ConnectError: opening the connection this caller waited for failed.
             TypeError, ValueError: ``timeout`` is not a positive number of seconds or None.
         """
-        if timeout is not DEFAULT:  # checked before the fast path, so it never depends on luck
-            _validate.timeout("timeout", timeout)
-        slot = self._take_idle_now()
-        if slot is not None:
-            return slot.resource
-        return await self._get_slow(timeout)
+        lease = self.acquire(timeout)  # validates timeout before the fast path, never by luck
+        resource = await lease.__aenter__()
+        lease._slot.lease = GOT  # from here on only put() gives it back
+        return resource
 
-    def _take_idle_now(self) -> Slot[R] | None:
-        """The fast path: lease a fresh idle slot if nobody queues before us, without awaiting.
+    async def _get_slow(self, timeout: CallTimeout, lease: object) -> Slot[R]:
+        """Take an idle slot (checked if need be) or queue for one; the slot comes back leased.
 
-        This runs on every acquire, so it is kept to a few comparisons and no calls it can
-        avoid (uncontended acquire + release costs about a microsecond: see docs/benchmarks.md).
+        The acquire timeout raises ``PoolTimeout``. A queued caller is timed out by a timer
+        that fails its future, not by cancelling its task: a hand-off and an expiry then cannot
+        both happen (the first to resolve the future wins), and nothing has to be uncancelled.
+        Callers on the default timeout share one timer; a per-call timeout gets its own.
+        (asyncio.timeout around each wait cost ~8 µs and a timer per waiter ~4 µs per contended
+        acquire: S2 in docs/benchmarks.md.) One coroutine, not two: a second frame per queued
+        acquire cost ~0.3 µs.
         """
-        idle = self._idle
-        # current_task(loop) is None unless a task of *this* pool's loop is running: one cheap
-        # call that both finds the owner and rejects use from another loop (the slow path
-        # then raises the error).
-        if idle and not self._waiting and (owner := _current_task(self._loop)) is not None:
-            slot = idle[-1]
-            now = _monotonic()
-            if (
-                slot.expires_at > now
-                and now - slot.idle_since <= self._fresh_window
-                and (self._is_reusable is None or self._is_reusable(slot.resource))
-            ):
-                idle.pop()
-                self._leased[id(slot.resource)] = slot
-                self._instant_acquires += 1
-                slot.leased_at = now
-                slot.owner = owner
-                if self._leak_timeout is not None:
-                    watch_for_leak(self, slot, self._leak_timeout)
-                return slot
-        return None
-
-    async def _get_slow(self, timeout: CallTimeout) -> R:
-        if self._state != _OPEN or _get_running_loop() is not self._loop:
+        loop = _get_running_loop()
+        if self._state != _OPEN or loop is not self._loop:
             raise self._misuse_error()
-        limit = (
-            self._acquire_timeout if timeout is DEFAULT else _validate.timeout("timeout", timeout)
-        )
+        shared_timer = timeout is DEFAULT
+        limit = self._acquire_timeout if shared_timer else _validate.timeout("timeout", timeout)
         started = _monotonic()
-        slot = await self._next_slot(limit, started, shared_timer=timeout is DEFAULT)
+        while True:
+            slot, needs_check = self._take_idle(lease)
+            if slot is not None:
+                if needs_check and not await self._checked_within(slot, limit, started):
+                    continue
+                break
+            if self._state != _OPEN:
+                raise PoolClosed(f"{self.name} is closed")
+            if self._max_waiting is not None and self._waiting >= self._max_waiting:
+                raise TooManyWaiters(
+                    f"{self.name}: {self._waiting} callers already wait"
+                    f" (max_waiting={self._max_waiting})"
+                )
+            waiter: asyncio.Future[Slot[R]] = loop.create_future()
+            self._waiters.append(waiter)
+            self._waiting += 1
+            if self._waiting > self._opening and len(self._slots) + self._opening < self._max_size:
+                self._grow()
+            timer = None
+            if limit is not None:
+                deadline = loop.time() + limit - (_monotonic() - started)
+                if shared_timer:
+                    self._timed.append((deadline, waiter))
+                    if self._timeout_timer is None:
+                        self._timeout_timer = loop.call_at(deadline, self._expire_due)
+                else:
+                    timer = loop.call_at(deadline, self._expire, waiter, limit)
+            try:
+                slot = await waiter
+            except BaseException:
+                self._abandon(waiter)
+                raise
+            finally:
+                if timer is not None:
+                    timer.cancel()
+            slot.lease = lease
+            break
         now = _monotonic()
         self._acquired += 1
         waited = now - started
@@ -480,79 +519,41 @@ class Pool(Generic[R]):
         if self._on_acquire is not None:
             self._on_acquire(slot.resource)
         slot.leased_at = now
-        slot.owner = _current_task()
+        slot.owner = _current_task(loop)
         if self._leak_timeout is not None:
             watch_for_leak(self, slot, self._leak_timeout)
-        return slot.resource
+        return slot
 
-    async def _next_slot(
-        self, limit: float | None, started: float, *, shared_timer: bool = False
-    ) -> Slot[R]:
-        """Take an idle slot (checked if need be) or queue for one; the slot comes back leased.
+    def _take_idle(self, lease: object) -> tuple[Slot[R] | None, bool]:
+        """Lease an idle slot if one may serve now (no one queues first), discarding dead ones.
 
-        ``limit`` seconds after ``started`` this raises ``PoolTimeout``. A queued caller is timed
-        out by a timer that fails its future, not by cancelling its task: a hand-off and an
-        expiry then cannot both happen (the first to resolve the future wins), and nothing has
-        to be uncancelled. Callers on the default timeout (``shared_timer``) share one timer;
-        a per-call timeout gets its own. (asyncio.timeout around each wait cost ~8 µs and a
-        timer per waiter ~4 µs per contended acquire: S2 in docs/benchmarks.md.)
+        Returns the slot (or None) and whether it must be checked before use.
         """
-        while True:
-            while self._idle and not self._waiting:
-                if self._choose_idle is None:
-                    slot = self._idle.pop()
-                else:
-                    can_open = self._size() < self._max_size and (
-                        self._has_room is None or self._has_room()
-                    )
-                    index = self._choose_idle([s.resource for s in self._idle], can_open)
-                    if index is None:
-                        break  # the connector wants a new connection (to another endpoint)
-                    slot = self._idle[index]
-                    del self._idle[index]
-                now = _monotonic()
-                reason = self._checkout_verdict(slot, now)
-                if reason is not None:
-                    self._discard(slot, reason)
-                    continue
-                key = id(slot.resource)
-                self._leased[key] = slot
-                needs_check = (
-                    self._check is not None
-                    and self._check_after_idle is not None
-                    and now - slot.idle_since > self._check_after_idle
+        while self._idle and not self._waiting:
+            if self._choose_idle is None:
+                slot = self._idle.pop()
+            else:
+                can_open = self._size() < self._max_size and (
+                    self._has_room is None or self._has_room()
                 )
-                if not needs_check or await self._checked_within(slot, limit, started):
-                    return slot
-            if self._state != _OPEN:
-                raise PoolClosed(f"{self.name} is closed")
-            if self._max_waiting is not None and self._waiting >= self._max_waiting:
-                raise TooManyWaiters(
-                    f"{self.name}: {self._waiting} callers already wait"
-                    f" (max_waiting={self._max_waiting})"
-                )
-            waiter: asyncio.Future[Slot[R]] = _get_running_loop().create_future()
-            self._waiters.append(waiter)
-            self._waiting += 1
-            self._grow()
-            timer = None
-            if limit is not None:
-                loop = _get_running_loop()
-                deadline = loop.time() + max(0.0, limit - (_monotonic() - started))
-                if shared_timer:
-                    self._timed.append((deadline, waiter))
-                    if self._timeout_timer is None:
-                        self._timeout_timer = loop.call_at(deadline, self._expire_due)
-                else:
-                    timer = loop.call_at(deadline, self._expire, waiter, limit)
-            try:
-                return await waiter
-            except BaseException:
-                self._abandon(waiter)
-                raise
-            finally:
-                if timer is not None:
-                    timer.cancel()
+                index = self._choose_idle([s.resource for s in self._idle], can_open)
+                if index is None:
+                    break  # the connector wants a new connection (to another endpoint)
+                slot = self._idle[index]
+                del self._idle[index]
+            now = _monotonic()
+            reason = self._checkout_verdict(slot, now)
+            if reason is not None:
+                self._discard(slot, reason)
+                continue
+            slot.lease = lease
+            needs_check = (
+                self._check is not None
+                and self._check_after_idle is not None
+                and now - slot.idle_since > self._check_after_idle
+            )
+            return slot, needs_check
+        return None, False
 
     def _expire_due(self) -> None:
         """The shared timer: time out the default-timeout waiters whose deadline has passed."""
@@ -580,7 +581,7 @@ class Pool(Generic[R]):
         self._timeouts += 1
         return PoolTimeout(
             f"{self.name}: no connection within {limit} s"
-            f" (max_size={self._max_size}, in_use={len(self._leased)}, idle={len(self._idle)},"
+            f" (max_size={self._max_size}, in_use={self._in_use()}, idle={len(self._idle)},"
             f" opening={self._opening}, waiting={self._waiting})"
         )
 
@@ -615,7 +616,8 @@ class Pool(Generic[R]):
         return True
 
     def _unlease(self, slot: Slot[R]) -> Slot[R]:
-        del self._leased[id(slot.resource)]
+        slot.lease = None
+        slot.owner = None
         return slot
 
     def _abandon(self, waiter: asyncio.Future[Slot[R]]) -> None:
@@ -650,42 +652,63 @@ class Pool(Generic[R]):
         discards the resource). Completes its bookkeeping even if the caller is cancelled.
 
         Raises:
-            RuntimeError: the resource was already given back.
+            RuntimeError: the resource was already given back, or it belongs to an
+                ``acquire()`` block (which gives it back when it ends).
             ValueError: the resource does not come from this pool.
         """
-        if discard:
-            await self._finish_release(self._release(resource, "requested"))
-            return
-        if self._reset is not None and self._state == _OPEN:
-            if id(resource) not in self._leased:
-                raise self._foreign_error(resource)
-            try:
-                await self._reset(resource)
-            except Exception as exc:
-                logger.info("%s: reset of %r failed: %r", self.name, resource, exc)
-                await self._finish_release(self._release(resource, "reset_failed"))
+        slot = self._slots.get(id(resource))
+        if slot is None or slot.resource is not resource or slot.lease is None:
+            if id(resource) in self._aborted:  # close() aborted it already; nothing left to do
+                self._aborted.discard(id(resource))
                 return
-            except BaseException:
-                self._release(resource, "reset_failed")
-                raise
-        await self._finish_release(self._release(resource, None))
+            raise self._foreign_error(resource)
+        if slot.lease is not GOT:
+            raise RuntimeError(
+                f"{resource!r} is held by an `async with {self.name}.acquire()` block,"
+                " which gives it back when it ends; do not put() it"
+            )
+        await self._give_back(slot, "requested" if discard else None)
 
-    def _release(self, resource: R, reason: str | None) -> asyncio.Task[Any] | None:
+    def _release_lost(self, slot: Slot[R]) -> None:
+        """An ``acquire()`` block ended holding a slot that is no longer its lease."""
+        key = id(slot.resource)
+        if key in self._aborted:  # close() aborted it already; nothing left to do
+            self._aborted.discard(key)
+            return
+        raise RuntimeError(f"{slot.resource!r} was already returned to {self.name}")
+
+    async def _give_back(self, slot: Slot[R], reason: str | None) -> None:
+        """Return a leased slot: reset it first (unless it is being discarded), then release."""
+        if reason is None and self._reset is not None and self._state == _OPEN:
+            try:
+                await self._reset(slot.resource)
+            except Exception as exc:
+                logger.info("%s: reset of %r failed: %r", self.name, slot.resource, exc)
+                reason = "reset_failed"
+            except BaseException:
+                self._release(slot, "reset_failed")
+                raise
+        await self._finish_release(self._release(slot, reason))
+
+    def _release(self, slot: Slot[R], reason: str | None) -> asyncio.Task[Any] | None:
         """The synchronous heart of every return: unlease, then reuse or discard.
 
-        Returns the task closing the resource if it was discarded, else None.
+        The caller has made sure ``slot`` is leased. Returns the task closing the resource if
+        it was discarded, else None.
         """
-        key = id(resource)
-        slot = self._leased.pop(key, None)
-        if slot is None:
-            if key in self._aborted:  # close() aborted it already; nothing left to do
-                self._aborted.discard(key)
-                return None
-            raise self._foreign_error(resource)
+        slot.lease = None
+        slot.owner = None
         now = _monotonic()
-        self._hold_times.add(now - slot.leased_at)
+        # SummaryRecorder.add, inlined: the call cost ~100 ns of a ~1 µs acquire + release.
+        held = now - slot.leased_at
+        hold = self._hold_times
+        hold.total += held
+        if held > hold.max:
+            hold.max = held
+        index = int(_log(held) * _SCALE + _OFFSET) if held > _FLOOR else 0
+        hold.buckets[index if index < _BUCKETS else _BUCKETS - 1] += 1
         if self._on_release is not None:
-            self._on_release(resource)
+            self._on_release(slot.resource)
         if slot.leak_timer is not None:
             slot.leak_timer.cancel()
             slot.leak_timer = None
@@ -694,19 +717,19 @@ class Pool(Generic[R]):
                 reason = "pool_closed"
             elif slot.expires_at <= now:
                 reason = "max_lifetime"
-            elif self._is_reusable is not None and not self._is_reusable(resource):
+            elif self._is_reusable is not None and not self._is_reusable(slot.resource):
                 reason = "not_reusable"
             elif self._oversized:
-                if self._size() >= self._max_size:
+                if self._size() > self._max_size:  # the size counts this slot too
                     reason = "resized"
                 else:
                     self._oversized = False
-        if reason is None and not self._waiters:
-            slot.idle_since = now
-            self._idle.append(slot)
-            return None
         if reason is None:
-            self._hand_or_idle(slot, now)
+            if self._waiters:
+                self._hand_or_idle(slot, now)
+            else:
+                slot.idle_since = now
+                self._idle.append(slot)
             return None
         closer = self._discard(slot, reason)
         if self._released_event is not None:  # close() waits for this release
@@ -722,13 +745,16 @@ class Pool(Generic[R]):
             await asyncio.shield(closer)
 
     def _hand_or_idle(self, slot: Slot[R], now: float, idle_since: float | None = None) -> None:
-        """Give a free slot to the longest waiter (FIFO, no barging), else make it idle."""
+        """Give a free slot to the longest waiter (FIFO, no barging), else make it idle.
+
+        The slot is counted in ``_size()`` already (it is in ``_slots``).
+        """
         waiters = self._waiters
         while waiters:
             waiter = waiters.popleft()
             if not waiter.done():
                 self._waiting -= 1
-                self._leased[id(slot.resource)] = slot
+                slot.lease = GOT  # the waiter puts its own lease when it wakes
                 slot.leased_at = now
                 waiter.set_result(slot)
                 timed = self._timed
@@ -738,7 +764,7 @@ class Pool(Generic[R]):
         if self._state != _OPEN:
             self._discard(slot, "pool_closed")
             return
-        if self._size() >= self._max_size:  # surplus above a max_size lowered by resize()
+        if self._size() > self._max_size:  # surplus above a max_size lowered by resize()
             self._discard(slot, "resized")
             return
         slot.idle_since = now if idle_since is None else idle_since
@@ -752,6 +778,7 @@ class Pool(Generic[R]):
         Returns the closing task (None when aborted on the spot).
         """
         self._discards[reason] += 1
+        self._slots.pop(id(slot.resource), None)
         if self._on_event is not None or logger.isEnabledFor(logging.DEBUG):
             self._emit(ConnectionDiscarded(self.name, slot.resource, self._endpoint(slot), reason))
         closer = None
@@ -784,8 +811,11 @@ class Pool(Generic[R]):
 
     # -- growth ------------------------------------------------------------------------------
 
+    def _in_use(self) -> int:
+        return len(self._slots) - len(self._idle) - self._checking
+
     def _size(self) -> int:
-        return len(self._idle) + len(self._leased) + self._opening + self._checking
+        return len(self._slots) + self._opening  # idle + in use + checking + opening
 
     def _grow(self) -> None:
         """Start opening connections for waiters nobody is opening for yet, within max_size.
@@ -826,6 +856,11 @@ class Pool(Generic[R]):
                 self._emit(ConnectFailed(self.name, exc, None))
             raise
         self._opening -= 1
+        if id(resource) in self._slots:
+            raise RuntimeError(
+                f"{self.name}: the connector returned {resource!r}, which the pool already"
+                " holds; connect() must return a new resource each time"
+            )
         self._created += 1
         now = _monotonic()
         self._connect_times.add(now - started)
@@ -835,7 +870,9 @@ class Pool(Generic[R]):
         expires = float("inf")
         if self._max_lifetime is not None:
             expires = now + self._max_lifetime * (1 - _LIFETIME_JITTER * self._rng.random())
-        return Slot(resource, now, expires)
+        slot = Slot(resource, now, expires)
+        self._slots[id(resource)] = slot
+        return slot
 
     async def _open_one(self, *, report: bool = True) -> None:
         """Open a connection and give it to the first waiter (or make it idle).
@@ -971,7 +1008,7 @@ class Pool(Generic[R]):
             name=self.name,
             size=self._size(),
             idle=len(self._idle),
-            in_use=len(self._leased),
+            in_use=self._in_use(),
             opening=self._opening,
             checking=self._checking,
             waiting=self._waiting,
@@ -1003,7 +1040,7 @@ class Pool(Generic[R]):
 
     def __repr__(self) -> str:
         return (
-            f"<aioconn.Pool {self.name!r} [{self._state} | {len(self._leased)} in use,"
+            f"<aioconn.Pool {self.name!r} [{self._state} | {self._in_use()} in use,"
             f" {len(self._idle)} idle, {self._opening} opening, {self._waiting} waiting"
             f" | max_size={self._max_size}]>"
         )
