@@ -52,7 +52,17 @@ class Lease(Generic[R]):
                 self._slot = slot
                 return slot.resource
             idle.append(slot)  # not fresh: the slow path checks or retires it
-        slot = await pool._get_slow(self._timeout, self)
+        if idle and not pool._waiting:  # idle but not fresh, misuse, a balancer to ask
+            slot = await pool._get_slow(self._timeout, self)
+        else:  # queue: inlined here, as another coroutine cost ~0.3 µs per contended acquire
+            started = monotonic()
+            waiter = pool._enqueue(self._timeout, started)
+            try:
+                slot = await waiter
+            except BaseException:
+                pool._abandon(waiter)
+                raise
+            pool._lease_to(slot, self, started)
         self._slot = slot
         return slot.resource
 

@@ -214,7 +214,7 @@ class Pool(Generic[R]):
 
         self._state = _NEW
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._done: asyncio.Future[None]
+        self._monotonic_loop = False  # loop.time() is time.monotonic() (asyncio's own loops)
         self._idle: deque[Slot[R]] = deque()
         # Every resource the pool owns (idle, in use, being checked), by id(resource). A slot's
         # own `lease` says whether it is in use, so acquire and release touch no dict (and
@@ -250,7 +250,7 @@ class Pool(Generic[R]):
         self._created_where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
     def _reset_counters(self) -> None:
-        self._acquired = 0  # acquires that waited; those served at once count apart:
+        # Acquires that waited are counted by _wait_times; those served at once apart:
         self._instant_acquires = 0
         self._created = 0
         self._connect_failures = 0
@@ -272,8 +272,7 @@ class Pool(Generic[R]):
         if self._state != _NEW:
             raise RuntimeError(f"{self!r} was already opened")
         self._loop = _get_running_loop()
-        self._done = self._loop.create_future()  # what a synchronous Lease.__aexit__ returns
-        self._done.set_result(None)
+        self._monotonic_loop = type(self._loop).time is asyncio.BaseEventLoop.time
         self._state = _OPEN
         _registry.open_pools.add(self)
         self._reset_counters()
@@ -459,70 +458,91 @@ class Pool(Generic[R]):
     async def _get_slow(self, timeout: CallTimeout, lease: object) -> Slot[R]:
         """Take an idle slot (checked if need be) or queue for one; the slot comes back leased.
 
-        The acquire timeout raises ``PoolTimeout``. A queued caller is timed out by a timer
-        that fails its future, not by cancelling its task: a hand-off and an expiry then cannot
-        both happen (the first to resolve the future wins), and nothing has to be uncancelled.
-        Callers on the default timeout share one timer; a per-call timeout gets its own.
-        (asyncio.timeout around each wait cost ~8 µs and a timer per waiter ~4 µs per contended
-        acquire: S2 in docs/benchmarks.md.) One coroutine, not two: a second frame per queued
-        acquire cost ~0.3 µs.
+        For what the fast path leaves: idle slots that need a check or are dead, a balancing
+        connector's choice, misuse. A plain wait in the queue goes straight from
+        ``Lease.__aenter__`` to ``_enqueue`` (one coroutine less per contended acquire).
         """
         loop = _get_running_loop()
         if self._state != _OPEN or loop is not self._loop:
             raise self._misuse_error()
-        shared_timer = timeout is DEFAULT
-        limit = self._acquire_timeout if shared_timer else _validate.timeout("timeout", timeout)
+        limit = self._acquire_timeout if timeout is DEFAULT else timeout
         started = _monotonic()
-        while True:
+        elapsed = 0.0  # before queueing: only a check on an idle slot takes time
+        while self._idle and not self._waiting:
             slot, needs_check = self._take_idle(lease)
-            if slot is not None:
-                if needs_check and not await self._checked_within(slot, limit, started):
-                    continue
+            if slot is None:
                 break
-            if self._state != _OPEN:
-                raise PoolClosed(f"{self.name} is closed")
-            if self._max_waiting is not None and self._waiting >= self._max_waiting:
-                raise TooManyWaiters(
-                    f"{self.name}: {self._waiting} callers already wait"
-                    f" (max_waiting={self._max_waiting})"
-                )
-            waiter: asyncio.Future[Slot[R]] = loop.create_future()
-            self._waiters.append(waiter)
-            self._waiting += 1
-            if self._waiting > self._opening and len(self._slots) + self._opening < self._max_size:
-                self._grow()
-            timer = None
-            if limit is not None:
-                deadline = loop.time() + limit - (_monotonic() - started)
-                if shared_timer:
-                    self._timed.append((deadline, waiter))
-                    if self._timeout_timer is None:
-                        self._timeout_timer = loop.call_at(deadline, self._expire_due)
-                else:
-                    timer = loop.call_at(deadline, self._expire, waiter, limit)
-            try:
-                slot = await waiter
-            except BaseException:
-                self._abandon(waiter)
-                raise
-            finally:
-                if timer is not None:
-                    timer.cancel()
-            slot.lease = lease
-            break
+            if not needs_check or await self._checked_within(slot, limit, started):
+                self._lease_to(slot, lease, started)
+                return slot
+            elapsed = _monotonic() - started
+        waiter = self._enqueue(timeout, started, elapsed)
+        try:
+            slot = await waiter
+        except BaseException:
+            self._abandon(waiter)
+            raise
+        self._lease_to(slot, lease, started)
+        return slot
+
+    def _enqueue(
+        self, timeout: CallTimeout, started: float, elapsed: float = 0.0
+    ) -> asyncio.Future[Slot[R]]:
+        """Queue a caller (FIFO): its future gets a slot, or fails with the acquire timeout.
+
+        Raises what an acquire that cannot queue raises (closed, other loop, too many waiters).
+        A queued caller is timed out by a timer that fails its future, not by cancelling its
+        task: a hand-off and an expiry then cannot both happen (the first to resolve the future
+        wins), and nothing has to be uncancelled. Callers on the default timeout share one
+        timer; a per-call timeout gets its own. (asyncio.timeout around each wait cost ~8 µs
+        and a timer per waiter ~4 µs per contended acquire: S2 in docs/benchmarks.md.)
+        """
+        loop = _get_running_loop()
+        if self._state != _OPEN or loop is not self._loop:
+            raise self._misuse_error()
+        if self._max_waiting is not None and self._waiting >= self._max_waiting:
+            raise TooManyWaiters(
+                f"{self.name}: {self._waiting} callers already wait"
+                f" (max_waiting={self._max_waiting})"
+            )
+        waiter: asyncio.Future[Slot[R]] = loop.create_future()
+        self._waiters.append(waiter)
+        self._waiting += 1
+        if self._waiting > self._opening and len(self._slots) + self._opening < self._max_size:
+            self._grow()
+        limit = self._acquire_timeout if timeout is DEFAULT else timeout
+        if limit is not None:
+            # asyncio's own loops keep time with time.monotonic: no second clock read.
+            deadline = started + limit if self._monotonic_loop else loop.time() + limit - elapsed
+            if timeout is DEFAULT:
+                self._timed.append((deadline, waiter))
+                if self._timeout_timer is None:
+                    self._timeout_timer = loop.call_at(deadline, self._expire_due)
+            else:
+                timer = loop.call_at(deadline, self._expire, waiter, limit)
+                waiter.add_done_callback(lambda _: timer.cancel())
+        return waiter
+
+    def _lease_to(self, slot: Slot[R], lease: object, started: float) -> None:
+        """A slow-path acquire got ``slot``: record the wait, the owner, the leak watch."""
+        slot.lease = lease
         now = _monotonic()
-        self._acquired += 1
         waited = now - started
-        self._wait_times.add(waited)
+        # SummaryRecorder.add, inlined (the call cost ~100 ns of a ~5 µs contended cycle).
+        record = self._wait_times
+        record.total += waited
+        if waited > record.max:
+            record.max = waited
+        index = int(_log(waited) * _SCALE + _OFFSET) if waited > _FLOOR else 0
+        record.buckets[index if index < _BUCKETS else _BUCKETS - 1] += 1
         if self._slow_acquire is not None and waited > self._slow_acquire:
             self._emit(AcquireWaitedLong(self.name, waited, self._slow_acquire))
         if self._on_acquire is not None:
             self._on_acquire(slot.resource)
         slot.leased_at = now
-        slot.owner = _current_task(loop)
+        slot.owner = _current_task(self._loop)
         if self._leak_timeout is not None:
             watch_for_leak(self, slot, self._leak_timeout)
-        return slot
 
     def _take_idle(self, lease: object) -> tuple[Slot[R] | None, bool]:
         """Lease an idle slot if one may serve now (no one queues first), discarding dead ones.
@@ -725,11 +745,14 @@ class Pool(Generic[R]):
                 else:
                     self._oversized = False
         if reason is None:
-            if self._waiters:
-                self._hand_or_idle(slot, now)
-            else:
-                slot.idle_since = now
-                self._idle.append(slot)
+            waiters = self._waiters
+            while waiters:  # _hand_or_idle's hand-off, inlined for the contended path
+                waiter = waiters.popleft()
+                if not waiter.done():
+                    self._hand_to(waiter, slot, now)
+                    return None
+            slot.idle_since = now
+            self._idle.append(slot)
             return None
         closer = self._discard(slot, reason)
         if self._released_event is not None:  # close() waits for this release
@@ -753,13 +776,7 @@ class Pool(Generic[R]):
         while waiters:
             waiter = waiters.popleft()
             if not waiter.done():
-                self._waiting -= 1
-                slot.lease = GOT  # the waiter puts its own lease when it wakes
-                slot.leased_at = now
-                waiter.set_result(slot)
-                timed = self._timed
-                while timed and timed[0][1].done():  # served or gone: keep _timed short
-                    timed.popleft()
+                self._hand_to(waiter, slot, now)
                 return
         if self._state != _OPEN:
             self._discard(slot, "pool_closed")
@@ -769,6 +786,17 @@ class Pool(Generic[R]):
             return
         slot.idle_since = now if idle_since is None else idle_since
         self._idle.append(slot)
+
+    def _hand_to(self, waiter: asyncio.Future[Slot[R]], slot: Slot[R], now: float) -> None:
+        """Lease ``slot`` to a queued caller still waiting, and wake it."""
+        self._waiting -= 1
+        slot.lease = GOT  # the waiter puts its own lease when it wakes
+        slot.leased_at = now
+        waiter.set_result(slot)
+        timed = self._timed
+        if len(timed) > self._waiting + 64:  # served or gone: drop them from the front
+            while timed and timed[0][1].done():
+                timed.popleft()
 
     def _discard(
         self, slot: Slot[R], reason: str, *, abort: bool = False
@@ -1014,7 +1042,7 @@ class Pool(Generic[R]):
             waiting=self._waiting,
             min_size=self._min_size,
             max_size=self._max_size,
-            acquired=self._acquired + self._instant_acquires,
+            acquired=self._wait_times.count + self._instant_acquires,
             released=self._hold_times.count,
             created=self._created,
             connect_failures=self._connect_failures,
