@@ -8,6 +8,7 @@ found by name.
 from __future__ import annotations
 
 import inspect
+import operator
 import os
 import ssl as _ssl
 from collections.abc import Awaitable, Callable
@@ -73,9 +74,10 @@ class _ConnectionConnector:
         """Abort at once."""
         resource.abort()
 
-    def is_reusable(self, resource: Connection) -> bool:
-        """Open, not broken, no unread bytes and not at EOF (``Connection.reusable``)."""
-        return resource.reusable
+    # ``is_reusable(conn)``: open, not broken, no unread bytes, not at EOF, i.e.
+    # ``Connection.reusable``. An attrgetter, not a method: the pool calls it on every return
+    # and checkout, and the extra Python frame cost ~50 ns each time.
+    is_reusable: Callable[[Connection], bool] = operator.attrgetter("reusable")
 
     async def check(self, resource: Connection) -> bool:
         """Alive as far as the socket can tell without a round trip; override to ping."""

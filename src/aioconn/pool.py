@@ -748,8 +748,12 @@ class Pool(Generic[R]):
             waiters = self._waiters
             while waiters:  # _hand_or_idle's hand-off, inlined for the contended path
                 waiter = waiters.popleft()
-                if not waiter.done():
-                    self._hand_to(waiter, slot, now)
+                if not waiter.done():  # _hand_to, inlined too (~50 ns of a ~5 µs cycle)
+                    self._waiting -= 1
+                    slot.lease = GOT
+                    waiter.set_result(slot)
+                    if len(self._timed) > self._waiting + 64:
+                        self._drop_served_timed()
                     return None
             slot.idle_since = now
             self._idle.append(slot)
@@ -791,12 +795,15 @@ class Pool(Generic[R]):
         """Lease ``slot`` to a queued caller still waiting, and wake it."""
         self._waiting -= 1
         slot.lease = GOT  # the waiter puts its own lease when it wakes
-        slot.leased_at = now
         waiter.set_result(slot)
+        if len(self._timed) > self._waiting + 64:
+            self._drop_served_timed()
+
+    def _drop_served_timed(self) -> None:
+        """Forget the served (or given-up) waiters at the front of the shared-timer queue."""
         timed = self._timed
-        if len(timed) > self._waiting + 64:  # served or gone: drop them from the front
-            while timed and timed[0][1].done():
-                timed.popleft()
+        while timed and timed[0][1].done():
+            timed.popleft()
 
     def _discard(
         self, slot: Slot[R], reason: str, *, abort: bool = False
