@@ -14,7 +14,7 @@ import aioconn._lease
 import aioconn.pool
 from aioconn import Pool
 from aioconn.stats import SummaryRecorder
-from pool_helpers import ThingFactory, eventually, until_waiting
+from pool_helpers import Thing, ThingFactory, eventually, until_waiting
 
 # Around bucket edges, below the 1 µs floor, zero, and past the last bucket (~18 hours).
 DURATIONS = [0.0, 5e-7, 1e-6, 1.0000001e-6, 1.05e-6, 2.5e-6, 1e-3, 0.75, 3.0, 7e4, 1e6]
@@ -36,7 +36,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     return fake
 
 
-def quiet_pool(factory: ThingFactory) -> Pool[object]:
+def quiet_pool(factory: ThingFactory) -> Pool[Thing]:
     """A pool whose timers and expiry never look at the (fake) clock."""
     return Pool(
         factory.open,
