@@ -91,6 +91,42 @@ async def _open_aioconn(resources: Trivial, size: int) -> Opened:
     return Opened(pool.acquire, pool.close, exchange, pool)
 
 
+# -- S3's split: which part of aioconn's gap to the floor is the pool, which the Connection ----
+
+
+async def _open_floor_over_connections(resources: Trivial, size: int) -> Opened:
+    connector = resources.connector()  # type: ignore[attr-defined]  # only run on an Echo
+    pool = FloorPool(connector.connect, size)
+
+    async def close() -> None:
+        while pool._idle:
+            await connector.close(pool._idle.pop())
+
+    return Opened(pool.acquire, close, exchange_aioconn, pool)
+
+
+async def _open_aioconn_over_streams(resources: Trivial, size: int) -> Opened:
+    pool: aioconn.Pool[Any] = aioconn.Pool(resources.create, close=resources.close, max_size=size)
+    await pool.open()
+    return Opened(pool.acquire, pool.close, exchange_streams, pool)
+
+
+def s3_split_contenders() -> list[Contender]:
+    """Two S3-only rows that split aioconn's gap to the floor into its two halves."""
+    return [
+        Contender(
+            "floor_connection",
+            "split: floor pool holding aioconn.Connection",
+            _open_floor_over_connections,
+        ),
+        Contender(
+            "aioconn_streams",
+            "split: aioconn.Pool holding raw streams",
+            _open_aioconn_over_streams,
+        ),
+    ]
+
+
 # -- peers -------------------------------------------------------------------------------------
 
 

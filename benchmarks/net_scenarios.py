@@ -19,7 +19,7 @@ from typing import Any
 import aioconn
 
 from .checks import CheckFailed, Holds, NotApplicable
-from .contenders import Contender
+from .contenders import Contender, s3_split_contenders
 from .harness import Case, Metrics, interleave, run_once
 from .plan import Plan
 from .resources import Echo, exchange_aioconn, exchange_streams
@@ -132,7 +132,7 @@ async def s3_echo(
 
 
 def run_s3(plan: Plan, contenders: list[Contender], address: Address) -> list[Case]:
-    everyone: list[Any] = [*contenders, RawStreams()]
+    everyone: list[Any] = [*contenders, RawStreams(), *s3_split_contenders()]
     cases = []
     for loop in LOOPS:
         case = Case("S3", f"echo RPC, {loop}")
@@ -216,7 +216,7 @@ def run_s4(plan: Plan, address: Address) -> list[Case]:
 
 S5_OPEN_CONTENDERS = [
     Single("sequential", "aioconn.connect, one after another", is_floor=True),
-    Single("pool", "aioconn Pool(min_size=N, max_size=N).open()"),
+    Single("pool", "aioconn Pool(min_size=N, max_size=N).open(), max_connecting=100"),
     Single("gather", "asyncio.gather(asyncio.open_connection x N) (reference)"),
 ]
 

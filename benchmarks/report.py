@@ -134,7 +134,9 @@ def _s3(cases: list[Case], plan: Any) -> list[str]:
         " `send` + `readline`; every other pool holds `asyncio.open_connection` streams and does"
         " `write` + `drain` + `readline`. The limit is no pool at all: one dedicated raw-stream"
         " connection per worker. Latency = acquire + request + reply, per request. Every reply is"
-        " checked against its request.",
+        " checked against its request. The two *split* rows take aioconn apart: the floor pool"
+        " holding aioconn `Connection`s (what the `Connection` costs) and `aioconn.Pool` holding"
+        " raw streams (what the pool costs).",
     ]
     for case in cases:
         lines += [

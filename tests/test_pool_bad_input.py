@@ -252,6 +252,24 @@ async def test_factory_returning_a_non_awaitable_fails_open() -> None:
     await pool.close()
 
 
+@pytest.mark.parametrize(
+    ("value", "error", "message"),
+    [
+        (0, ValueError, r"^max_connecting must be >= 1, got 0$"),
+        (-5, ValueError, r"^max_connecting must be >= 1, got -5$"),
+        (2.0, TypeError, r"^max_connecting must be an int, got 2\.0$"),
+        (True, TypeError, r"^max_connecting must be an int, got True$"),
+        ("4", TypeError, r"^max_connecting must be an int, got '4'$"),
+    ],
+)
+async def test_bad_max_connecting(
+    connector: GatedConnector, value: object, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        Pool(connector, max_connecting=wrong(value))
+    await assert_connector_unused_and_usable(connector)
+
+
 async def test_factory_returning_a_non_awaitable_error_is_not_its_own_cause() -> None:
     pool = Pool(_SloppyFactory(), min_size=1, name=NAME)
     with pytest.raises(TypeError) as caught:

@@ -52,7 +52,8 @@ class Lease(Generic[R]):
                 self._slot = slot
                 return slot.resource
             idle.append(slot)  # not fresh: the slow path checks or retires it
-        if idle and not pool._waiting:  # idle but not fresh, misuse, a balancer to ask
+        if (idle and not pool._waiting) or (owner := current_task(pool._loop)) is None:
+            # idle but not fresh, a balancer to ask, or misuse (the slow path says which)
             slot = await pool._get_slow(self._timeout, self)
         else:  # queue: inlined here, as another coroutine cost ~0.3 µs per contended acquire
             started = monotonic()
@@ -62,7 +63,7 @@ class Lease(Generic[R]):
             except BaseException:
                 pool._abandon(waiter)
                 raise
-            pool._lease_to(slot, self, started)
+            pool._lease_to(slot, self, started, owner)
         self._slot = slot
         return slot.resource
 

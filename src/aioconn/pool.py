@@ -91,6 +91,9 @@ class Pool(Generic[R]):
         leak_timeout: warn (``LeakWarning`` + log, with the acquiring stack) about a connection
             held longer than this; ``None``: off.
         max_waiting: fail acquires with ``TooManyWaiters`` beyond this many queued callers.
+        max_connecting: the most connects in flight at once (``open()`` filling ``min_size``,
+            growth for waiters, refills); ``None``: no limit. The default, 100, stays under a
+            typical listen backlog of 128, so a large pool does not storm its server.
         close_timeout: seconds closing one resource may take before it is aborted.
         name: shown in logs, errors and stats.
 
@@ -113,6 +116,7 @@ class Pool(Generic[R]):
         connect_retry: Retry | None = ...,
         leak_timeout: float | None = ...,
         max_waiting: int | None = ...,
+        max_connecting: int | None = ...,
         close_timeout: float = ...,
         on_event: Callable[[PoolEvent], Any] | None = ...,
         slow_acquire_threshold: float | None = ...,
@@ -138,6 +142,7 @@ class Pool(Generic[R]):
         connect_retry: Retry | None = ...,
         leak_timeout: float | None = ...,
         max_waiting: int | None = ...,
+        max_connecting: int | None = ...,
         close_timeout: float = ...,
         on_event: Callable[[PoolEvent], Any] | None = ...,
         slow_acquire_threshold: float | None = ...,
@@ -162,6 +167,7 @@ class Pool(Generic[R]):
         connect_retry: Retry | None = None,
         leak_timeout: float | None = None,
         max_waiting: int | None = None,
+        max_connecting: int | None = 100,
         close_timeout: float = 5.0,
         on_event: Callable[[PoolEvent], Any] | None = None,
         slow_acquire_threshold: float | None = 1.0,
@@ -200,6 +206,12 @@ class Pool(Generic[R]):
             if max_waiting is None
             else _validate.integer("max_waiting", max_waiting, minimum=0)
         )
+        self._max_connecting = (
+            None
+            if max_connecting is None
+            else _validate.integer("max_connecting", max_connecting, minimum=1)
+        )
+        self._connect_gate: asyncio.Semaphore | None = None  # made by open(), on its loop
         self._close_timeout = _validate.timeout("close_timeout", close_timeout, allow_none=False)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {name!r}")
@@ -273,6 +285,8 @@ class Pool(Generic[R]):
             raise RuntimeError(f"{self!r} was already opened")
         self._loop = _get_running_loop()
         self._monotonic_loop = type(self._loop).time is asyncio.BaseEventLoop.time
+        if self._max_connecting is not None:
+            self._connect_gate = asyncio.Semaphore(self._max_connecting)
         self._state = _OPEN
         _registry.open_pools.add(self)
         self._reset_counters()
@@ -463,7 +477,8 @@ class Pool(Generic[R]):
         ``Lease.__aenter__`` to ``_enqueue`` (one coroutine less per contended acquire).
         """
         loop = _get_running_loop()
-        if self._state != _OPEN or loop is not self._loop:
+        owner = _current_task(loop)
+        if self._state != _OPEN or loop is not self._loop or owner is None:
             raise self._misuse_error()
         limit = self._acquire_timeout if timeout is DEFAULT else timeout
         started = _monotonic()
@@ -473,7 +488,7 @@ class Pool(Generic[R]):
             if slot is None:
                 break
             if not needs_check or await self._checked_within(slot, limit, started):
-                self._lease_to(slot, lease, started)
+                self._lease_to(slot, lease, started, owner)
                 return slot
             elapsed = _monotonic() - started
         waiter = self._enqueue(timeout, started, elapsed)
@@ -482,7 +497,7 @@ class Pool(Generic[R]):
         except BaseException:
             self._abandon(waiter)
             raise
-        self._lease_to(slot, lease, started)
+        self._lease_to(slot, lease, started, owner)
         return slot
 
     def _enqueue(
@@ -490,21 +505,23 @@ class Pool(Generic[R]):
     ) -> asyncio.Future[Slot[R]]:
         """Queue a caller (FIFO): its future gets a slot, or fails with the acquire timeout.
 
-        Raises what an acquire that cannot queue raises (closed, other loop, too many waiters).
+        The caller has checked that a task of the pool's loop runs. Raises what an acquire that
+        cannot queue raises (closed, too many waiters).
         A queued caller is timed out by a timer that fails its future, not by cancelling its
         task: a hand-off and an expiry then cannot both happen (the first to resolve the future
         wins), and nothing has to be uncancelled. Callers on the default timeout share one
         timer; a per-call timeout gets its own. (asyncio.timeout around each wait cost ~8 µs
         and a timer per waiter ~4 µs per contended acquire: S2 in docs/benchmarks.md.)
         """
-        loop = _get_running_loop()
-        if self._state != _OPEN or loop is not self._loop:
+        if self._state != _OPEN:
             raise self._misuse_error()
         if self._max_waiting is not None and self._waiting >= self._max_waiting:
             raise TooManyWaiters(
                 f"{self.name}: {self._waiting} callers already wait"
                 f" (max_waiting={self._max_waiting})"
             )
+        loop = self._loop
+        assert loop is not None  # open
         waiter: asyncio.Future[Slot[R]] = loop.create_future()
         self._waiters.append(waiter)
         self._waiting += 1
@@ -523,7 +540,9 @@ class Pool(Generic[R]):
                 waiter.add_done_callback(lambda _: timer.cancel())
         return waiter
 
-    def _lease_to(self, slot: Slot[R], lease: object, started: float) -> None:
+    def _lease_to(
+        self, slot: Slot[R], lease: object, started: float, owner: asyncio.Task[Any]
+    ) -> None:
         """A slow-path acquire got ``slot``: record the wait, the owner, the leak watch."""
         slot.lease = lease
         now = _monotonic()
@@ -540,7 +559,7 @@ class Pool(Generic[R]):
         if self._on_acquire is not None:
             self._on_acquire(slot.resource)
         slot.leased_at = now
-        slot.owner = _current_task(self._loop)
+        slot.owner = owner
         if self._leak_timeout is not None:
             watch_for_leak(self, slot, self._leak_timeout)
 
@@ -746,14 +765,10 @@ class Pool(Generic[R]):
                     self._oversized = False
         if reason is None:
             waiters = self._waiters
-            while waiters:  # _hand_or_idle's hand-off, inlined for the contended path
+            while waiters:  # _hand_or_idle's loop, inlined: the state checks above cover the rest
                 waiter = waiters.popleft()
-                if not waiter.done():  # _hand_to, inlined too (~50 ns of a ~5 µs cycle)
-                    self._waiting -= 1
-                    slot.lease = GOT
-                    waiter.set_result(slot)
-                    if len(self._timed) > self._waiting + 64:
-                        self._drop_served_timed()
+                if not waiter.done():
+                    self._hand_to(waiter, slot)
                     return None
             slot.idle_since = now
             self._idle.append(slot)
@@ -780,7 +795,7 @@ class Pool(Generic[R]):
         while waiters:
             waiter = waiters.popleft()
             if not waiter.done():
-                self._hand_to(waiter, slot, now)
+                self._hand_to(waiter, slot)
                 return
         if self._state != _OPEN:
             self._discard(slot, "pool_closed")
@@ -791,19 +806,15 @@ class Pool(Generic[R]):
         slot.idle_since = now if idle_since is None else idle_since
         self._idle.append(slot)
 
-    def _hand_to(self, waiter: asyncio.Future[Slot[R]], slot: Slot[R], now: float) -> None:
+    def _hand_to(self, waiter: asyncio.Future[Slot[R]], slot: Slot[R]) -> None:
         """Lease ``slot`` to a queued caller still waiting, and wake it."""
         self._waiting -= 1
         slot.lease = GOT  # the waiter puts its own lease when it wakes
         waiter.set_result(slot)
-        if len(self._timed) > self._waiting + 64:
-            self._drop_served_timed()
-
-    def _drop_served_timed(self) -> None:
-        """Forget the served (or given-up) waiters at the front of the shared-timer queue."""
         timed = self._timed
-        while timed and timed[0][1].done():
-            timed.popleft()
+        if len(timed) > self._waiting + 64:  # served or gone: drop them from the front
+            while timed and timed[0][1].done():
+                timed.popleft()
 
     def _discard(
         self, slot: Slot[R], reason: str, *, abort: bool = False
@@ -873,17 +884,19 @@ class Pool(Generic[R]):
             self._spawn(self._open_one(), "open")
 
     async def _connect_counted(self) -> Slot[R]:
-        """Open one resource; the caller already counted it in ``_opening``."""
+        """Open one resource; the caller already counted it in ``_opening``.
+
+        At most ``max_connecting`` connects run at once; the others wait their turn here (and
+        count as opening meanwhile). The connect time starts when the turn comes.
+        """
         started = _monotonic()
         try:
-            if self._connect_retry is None:
-                resource = await self._connector.connect()
+            if self._connect_gate is None:
+                resource = await self._connect()
             else:
-                resource = await self._connect_retry.call(
-                    self._connector.connect,
-                    retry_on=(Exception,),
-                    description=f"{self.name} connect",
-                )
+                async with self._connect_gate:
+                    started = _monotonic()
+                    resource = await self._connect()
         except BaseException as exc:
             self._opening -= 1
             if isinstance(exc, Exception):
@@ -908,6 +921,13 @@ class Pool(Generic[R]):
         slot = Slot(resource, now, expires)
         self._slots[id(resource)] = slot
         return slot
+
+    async def _connect(self) -> R:
+        if self._connect_retry is None:
+            return await self._connector.connect()
+        return await self._connect_retry.call(
+            self._connector.connect, retry_on=(Exception,), description=f"{self.name} connect"
+        )
 
     async def _open_one(self, *, report: bool = True) -> None:
         """Open a connection and give it to the first waiter (or make it idle).
