@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import math
 import re
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -462,6 +463,45 @@ def test_pool_used_from_another_event_loop() -> None:
                 loop.close()
     assert connector.closed() == connector.created
     assert len(connector.created) == 1
+
+
+def test_pool_used_from_another_thread_while_its_loop_runs_a_task() -> None:
+    """The other loop's thread asks while the home loop is inside a task: still refused."""
+    connector = GatedConnector()
+    pool = Pool(connector, min_size=1, max_size=2, name=NAME)
+    home = asyncio.new_event_loop()
+    elsewhere = asyncio.new_event_loop()
+    inside, proceed = threading.Event(), threading.Event()
+    message = rf"^{NAME} belongs to another event loop than the running one;"
+
+    async def busy_at_home() -> None:
+        await pool.open()
+        inside.set()
+        proceed.wait(timeout=10)  # blocks the home loop *inside* this task on purpose
+
+    async def borrow_elsewhere() -> None:
+        with pytest.raises(RuntimeError, match=message):
+            async with pool.acquire():
+                pass
+        with pytest.raises(RuntimeError, match=message):
+            await pool.get()
+
+    thread = threading.Thread(target=home.run_until_complete, args=(busy_at_home(),))
+    thread.start()
+    try:
+        assert inside.wait(timeout=10)
+        elsewhere.run_until_complete(borrow_elsewhere())
+        assert pool.stats().idle == 1
+    finally:
+        proceed.set()
+        thread.join(timeout=10)
+        try:
+            home.run_until_complete(pool.close())
+        finally:
+            for loop in (elsewhere, home):
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+    assert connector.closed() == connector.created
 
 
 @pytest.mark.parametrize(

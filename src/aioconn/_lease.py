@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from asyncio import get_running_loop
 from time import monotonic
 from types import TracebackType
 from typing import TYPE_CHECKING, Generic, TypeVar
@@ -31,11 +32,16 @@ class Lease(Generic[R]):
     async def __aenter__(self) -> R:
         pool = self._pool
         # The fast path, inlined (a call cost ~30 ns of a ~0.9 µs acquire + release): a fresh
-        # idle slot while nobody queues, leased without awaiting. current_task(loop) is None
-        # unless a task of the pool's own loop runs: one cheap call finds the owner and
-        # rejects use from another loop (the slow path then raises the error).
+        # idle slot while nobody queues, leased without awaiting. Use from another loop (or
+        # outside a task) goes to the slow path, which raises the error.
         idle = pool._idle
-        if idle and not pool._waiting and (owner := current_task(pool._loop)) is not None:
+        loop = pool._loop
+        if (
+            idle
+            and not pool._waiting
+            and get_running_loop() is loop
+            and (owner := current_task(loop)) is not None
+        ):
             slot = idle.pop()
             now = monotonic()
             if (
@@ -52,7 +58,11 @@ class Lease(Generic[R]):
                 self._slot = slot
                 return slot.resource
             idle.append(slot)  # not fresh: the slow path checks or retires it
-        if (idle and not pool._waiting) or (owner := current_task(pool._loop)) is None:
+        if (
+            (idle and not pool._waiting)
+            or get_running_loop() is not loop
+            or (owner := current_task(loop)) is None
+        ):
             # idle but not fresh, a balancer to ask, or misuse (the slow path says which)
             slot = await pool._get_slow(self._timeout, self)
         else:  # queue: inlined here, as another coroutine cost ~0.3 µs per contended acquire
