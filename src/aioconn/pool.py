@@ -13,6 +13,7 @@ import logging
 import math
 import random
 import sys
+import threading
 import time
 import warnings
 import weakref
@@ -227,6 +228,7 @@ class Pool(Generic[R]):
         self._state = _NEW
         self._loop: asyncio.AbstractEventLoop | None = None
         self._monotonic_loop = False  # loop.time() is time.monotonic() (asyncio's own loops)
+        self._thread = 0  # the thread that opened the pool
         self._idle: deque[Slot[R]] = deque()
         # Every resource the pool owns (idle, in use, being checked), by id(resource). A slot's
         # own `lease` says whether it is in use, so acquire and release touch no dict (and
@@ -284,6 +286,7 @@ class Pool(Generic[R]):
         if self._state != _NEW:
             raise RuntimeError(f"{self!r} was already opened")
         self._loop = _get_running_loop()
+        self._thread = threading.get_ident()  # the fast paths run only in this thread
         self._monotonic_loop = type(self._loop).time is asyncio.BaseEventLoop.time
         if self._max_connecting is not None:
             self._connect_gate = asyncio.Semaphore(self._max_connecting)
