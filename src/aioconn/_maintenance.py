@@ -13,6 +13,7 @@ import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._opening import fill
 from ._pool_config import OPEN
 from ._slot import Slot
 
@@ -80,7 +81,7 @@ def maintain_once(pool: Pool[R]) -> None:
     for slot in to_check:
         pool._checking += 1
         pool._spawn(keepalive(pool, slot), "check")
-    pool._fill()
+    fill(pool)
 
 
 async def keepalive(pool: Pool[R], slot: Slot[R]) -> None:

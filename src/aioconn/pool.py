@@ -23,9 +23,11 @@ from types import TracebackType
 from typing import Any, Generic, Self, TypeVar, overload
 
 from . import _registry, _validate
-from ._leak import describe_holder, watch_for_leak
+from ._closing import close_pool
+from ._leak import watch_for_leak
 from ._lease import Lease
 from ._maintenance import maintenance_period, run_maintenance
+from ._opening import fill, grow, open_one
 from ._pool_config import CLOSED as _CLOSED
 from ._pool_config import CLOSING as _CLOSING
 from ._pool_config import NEW as _NEW
@@ -42,9 +44,7 @@ from .errors import (
 )
 from .events import (
     AcquireWaitedLong,
-    ConnectFailed,
     ConnectionDiscarded,
-    ConnectionOpened,
     PoolEvent,
 )
 from .retry import Retry
@@ -64,7 +64,6 @@ __all__ = ["Lease", "Pool"]
 R = TypeVar("R")
 logger = logging.getLogger("aioconn.pool")
 
-_LIFETIME_JITTER = 0.1  # retire up to 10 % early so connections opened together expire apart
 _get_running_loop = asyncio.get_running_loop
 _monotonic = time.monotonic
 _log = math.log
@@ -296,7 +295,7 @@ class Pool(Generic[R]):
         if self._min_size:
             self._opening += self._min_size
             openers = [
-                self._spawn(self._open_one(report=False), "open") for _ in range(self._min_size)
+                self._spawn(open_one(self, report=False), "open") for _ in range(self._min_size)
             ]
             try:
                 await asyncio.wait(openers)
@@ -346,91 +345,7 @@ class Pool(Generic[R]):
         own connections: each is closed when its block ends, and that block's exit waits for
         the close.
         """
-        deadline = _validate.timeout("timeout", timeout)
-        if self._state == _NEW:
-            self._state = _CLOSED
-            return
-        if self._state == _CLOSED:
-            return
-        if self._state == _OPEN:
-            self._begin_close()
-        loop = _get_running_loop()
-        ends = None if deadline is None else loop.time() + deadline
-        # Another task's close() is running: wait for it to end. If it ends without closing
-        # (cancelled), take over with the time left.
-        while self._attempt_ended is not None and not self._attempt_ended.is_set():
-            try:
-                async with asyncio.timeout_at(ends):
-                    await self._attempt_ended.wait()
-            except TimeoutError:
-                return
-            if self._state == _CLOSED:
-                return
-        me = _current_task(loop)
-        attempt_ended = self._attempt_ended = asyncio.Event()
-        assert self._released_event is not None
-        assert self._closed_event is not None
-        try:
-            try:
-                async with asyncio.timeout_at(ends):
-                    while any(slot.owner is not me for slot in self._leased_slots()):
-                        self._released_event.clear()
-                        await self._released_event.wait()
-            except TimeoutError:
-                self._abort_leases(me)
-            # Cancelled before this point, the pool stays "closing": a later close() finishes it.
-            await self._drain_tasks()
-            self._state = _CLOSED
-            self._closed_event.set()
-            _registry.open_pools.discard(self)
-            logger.debug("closed %r", self)
-        finally:
-            attempt_ended.set()
-
-    def _begin_close(self) -> None:
-        """The synchronous half of close(): no new work, waiters failed, idle closed."""
-        self._state = _CLOSING
-        self._closed_event = asyncio.Event()
-        self._released_event = asyncio.Event()
-        closed = PoolClosed(f"{self.name} is closed")
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(closed)
-        self._waiting = 0
-        self._timed.clear()
-        if self._timeout_timer is not None:
-            self._timeout_timer.cancel()
-            self._timeout_timer = None
-        while self._idle:
-            self._discard(self._idle.pop(), "pool_closed")
-        for task in (self._maintenance, *self._openers):
-            if task is not None:
-                task.cancel()
-
-    def _leased_slots(self) -> list[Slot[R]]:
-        return [slot for slot in self._slots.values() if slot.lease is not None]
-
-    def _abort_leases(self, me: asyncio.Task[Any] | None) -> None:
-        for slot in self._leased_slots():
-            if slot.owner is me:
-                continue
-            logger.warning(
-                "%s: closing aborted a connection still in use: %s",
-                self.name,
-                describe_holder(slot),
-            )
-            self._unlease(slot)
-            self._aborted.add(id(slot.resource))
-            if self._on_release is not None:
-                self._on_release(slot.resource)
-            self._discard(slot, "aborted", abort=True)
-
-    async def _drain_tasks(self) -> None:
-        while self._tasks:
-            await asyncio.wait(list(self._tasks))
-        if self._maintenance is not None and not self._maintenance.done():
-            await asyncio.wait([self._maintenance])  # cancelled by close(); let it finish
+        await close_pool(self, timeout)
 
     def __del__(self) -> None:
         if getattr(self, "_state", _CLOSED) == _OPEN:
@@ -529,7 +444,7 @@ class Pool(Generic[R]):
         self._waiters.append(waiter)
         self._waiting += 1
         if self._waiting > self._opening and len(self._slots) + self._opening < self._max_size:
-            self._grow()
+            grow(self)
         limit = self._acquire_timeout if timeout is DEFAULT else timeout
         if limit is not None:
             # asyncio's own loops keep time with time.monotonic: no second clock read.
@@ -835,7 +750,7 @@ class Pool(Generic[R]):
             self._abort(slot.resource)
         else:
             closer = self._spawn(self._close_resource(slot.resource), "close")
-        self._grow()
+        grow(self)
         return closer
 
     async def _close_resource(self, resource: R) -> None:
@@ -865,97 +780,6 @@ class Pool(Generic[R]):
 
     def _size(self) -> int:
         return len(self._slots) + self._opening  # idle + in use + checking + opening
-
-    def _grow(self) -> None:
-        """Start opening connections for waiters nobody is opening for yet, within max_size.
-
-        Openers run detached from the waiter: a waiter that gives up does not cancel the
-        connect, whose connection then serves the next waiter or goes idle (no connect storms).
-        """
-        while (
-            self._state == _OPEN
-            and self._waiting > self._opening
-            and self._size() < self._max_size
-            and (self._has_room is None or self._has_room())
-        ):
-            self._opening += 1
-            self._spawn(self._open_one(), "open")
-
-    def _fill(self) -> None:
-        while self._state == _OPEN and self._size() < self._min_size:
-            self._opening += 1
-            self._spawn(self._open_one(), "open")
-
-    async def _connect_counted(self) -> Slot[R]:
-        """Open one resource; the caller already counted it in ``_opening``.
-
-        At most ``max_connecting`` connects run at once; the others wait their turn here (and
-        count as opening meanwhile). The connect time starts when the turn comes.
-        """
-        started = _monotonic()
-        try:
-            if self._connect_gate is None:
-                resource = await self._connect()
-            else:
-                async with self._connect_gate:
-                    started = _monotonic()
-                    resource = await self._connect()
-        except BaseException as exc:
-            self._opening -= 1
-            if isinstance(exc, Exception):
-                self._connect_failures += 1
-                self._emit(ConnectFailed(self.name, exc, None))
-            raise
-        self._opening -= 1
-        if id(resource) in self._slots:
-            raise RuntimeError(
-                f"{self.name}: the connector returned {resource!r}, which the pool already"
-                " holds; connect() must return a new resource each time"
-            )
-        self._created += 1
-        now = _monotonic()
-        self._connect_times.add(now - started)
-        if self._on_event is not None or logger.isEnabledFor(logging.DEBUG):
-            endpoint = None if self._endpoint_of is None else self._endpoint_of(resource)
-            self._emit(ConnectionOpened(self.name, resource, endpoint, now - started))
-        expires = float("inf")
-        if self._max_lifetime is not None:
-            expires = now + self._max_lifetime * (1 - _LIFETIME_JITTER * self._rng.random())
-        slot = Slot(resource, now, expires)
-        self._slots[id(resource)] = slot
-        return slot
-
-    async def _connect(self) -> R:
-        if self._connect_retry is None:
-            return await self._connector.connect()
-        return await self._connect_retry.call(
-            self._connector.connect, retry_on=(Exception,), description=f"{self.name} connect"
-        )
-
-    async def _open_one(self, *, report: bool = True) -> None:
-        """Open a connection and give it to the first waiter (or make it idle).
-
-        A failure goes to the first waiter (``report``) or to whoever awaits this task.
-        """
-        try:
-            slot = await self._connect_counted()
-        except Exception as exc:
-            if not report:
-                raise
-            error = as_connect_error(exc, self.name)
-            logger.warning("%s: opening a connection failed: %s", self.name, error)
-            self._fail_first_waiter(error)
-            self._grow()
-            return
-        self._hand_or_idle(slot, _monotonic())
-
-    def _fail_first_waiter(self, error: BaseException) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                self._waiting -= 1
-                waiter.set_exception(error)
-                return
 
     def _spawn(self, coro: Any, kind: str) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.ensure_future(coro, loop=self._loop)
@@ -1000,7 +824,7 @@ class Pool(Generic[R]):
         """
         self._endpoints_connector("update_endpoints").update_endpoints(endpoints)
         self._retire_unreusable_idle("drained")
-        self._grow()
+        grow(self)
 
     def _endpoints_connector(self, what: str) -> Any:
         if not hasattr(self._connector, what):
@@ -1032,8 +856,8 @@ class Pool(Generic[R]):
         self._oversized = self._size() > new_max
         while self._idle and self._size() > self._max_size:
             self._discard(self._idle.popleft(), "resized")
-        self._grow()
-        self._fill()
+        grow(self)
+        fill(self)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
