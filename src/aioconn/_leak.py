@@ -2,47 +2,54 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import sys
 import traceback
 import warnings
-import weakref
+from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ._slot import Slot
+from ._slot import LEASED, Slot
 from .errors import LeakWarning
-from .events import LeakSuspected
-
-if TYPE_CHECKING:
-    from .pool import Pool
+from .events import LeakSuspected, PoolEvent
 
 logger = logging.getLogger("aioconn.pool")
 
 
-def watch_for_leak(pool: Pool[Any], slot: Slot[Any], timeout: float) -> None:
-    """Remember where ``slot`` was acquired and report it if still held after ``timeout`` s."""
+def watch_for_leak(
+    loop: asyncio.AbstractEventLoop,
+    slot: Slot[Any],
+    timeout: float,
+    pool_name: str,
+    emit: Callable[[PoolEvent], None],
+) -> None:
+    """Remember where ``slot`` was acquired and report it if still held after ``timeout`` s.
+
+    The pool cancels the timer (``slot.leak_timer``) whenever the slot stops being leased.
+    """
     frame: FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_globals.get("__name__", "").startswith("aioconn."):
         frame = frame.f_back  # start at the caller's code, not in the pool's own frames
     slot.acquired_stack = traceback.StackSummary.extract(traceback.walk_stack(frame), limit=16)
-    assert pool._loop is not None
-    slot.leak_timer = pool._loop.call_later(timeout, report_leak, weakref.ref(pool), slot)
+    slot.leak_timer = loop.call_later(timeout, report_leak, slot, timeout, pool_name, emit)
 
 
-def report_leak(pool_ref: weakref.ref[Pool[Any]], slot: Slot[Any]) -> None:
+def report_leak(
+    slot: Slot[Any], timeout: float, pool_name: str, emit: Callable[[PoolEvent], None]
+) -> None:
     """The leak timer fired: log, emit ``LeakSuspected`` and warn ``LeakWarning``."""
-    pool = pool_ref()
     slot.leak_timer = None
-    if pool is None:
+    if slot.state != LEASED:
         return
     message = (
-        f"{pool.name}: connection held for more than leak_timeout={pool._leak_timeout} s:"
+        f"{pool_name}: connection held for more than leak_timeout={timeout} s:"
         f" {describe_holder(slot)}"
     )
     logger.warning("%s", message)
-    pool._emit(LeakSuspected(pool.name, slot.resource, message))
+    emit(LeakSuspected(pool_name, slot.resource, message))
     # Where warnings are errors, raising inside a loop callback helps nobody; it is logged above.
     with contextlib.suppress(LeakWarning):
         warnings.warn(LeakWarning(message), stacklevel=1)

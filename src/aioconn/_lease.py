@@ -1,83 +1,107 @@
-"""``Lease``: the async context manager ``pool.acquire()`` returns."""
+"""``Lease``: what ``pool.acquire()`` returns — an async context manager, and awaitable."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Generator
 from threading import get_ident
 from time import monotonic
 from types import TracebackType
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from ._leak import watch_for_leak
+from ._core import OPEN
+from ._slot import LEASED, Slot, Waiter
 from ._tasks import current_task
-from .connection import CallTimeout
-from .errors import Error
+from .connection import DEFAULT, CallTimeout
 
 if TYPE_CHECKING:
-    from ._slot import Slot
-    from .pool import Pool
+    from ._runner import PoolRunner
 
 R = TypeVar("R")
 
 
-class Lease(Generic[R]):
-    """``async with pool.acquire() as resource:`` — gets on entry, returns or discards on exit."""
+class Lease(Waiter, Generic[R]):
+    """``async with pool.acquire() as resource:`` — gets on entry, gives back on exit.
 
-    __slots__ = ("_pool", "_slot", "_timeout")
+    The exit gives the resource back when the block ends normally (after the connector's
+    ``reset``, if it has one). When the block ends by any exception — cancellation, a
+    timeout, an ``OSError``, a driver's error or a ``ValueError`` of your own — the protocol
+    state is unknown: the resource is discarded, unless the connector has ``recover``, which
+    then runs detached from the caller and decides whether it may be reused.
+
+    ``await pool.acquire()`` (without ``async with``) is ``await pool.get()``: give the
+    resource back with ``pool.put()``.
+    """
+
+    __slots__ = ("_runner", "_slot", "_timeout")
     # No __init__: Pool.acquire() sets the fields (a Python __init__ cost ~50 ns of a ~1 µs
     # acquire + release: S1 in docs/benchmarks.md).
-    _pool: Pool[R]
+    _runner: PoolRunner[R]
     _timeout: CallTimeout
     _slot: Slot[R]
 
     async def __aenter__(self) -> R:
-        pool = self._pool
+        runner = self._runner
+        core = runner.core
         # The fast path, inlined (a call cost ~30 ns of a ~0.9 µs acquire + release): a fresh
-        # idle slot while nobody queues, leased without awaiting. It runs only in the thread
-        # that opened the pool, inside a task of the pool's loop: the current task of that
-        # loop is then ours. (get_running_loop() would say so too, at ~120 ns on 3.11;
-        # get_ident() costs ~25.) Anything else takes the slow path, which checks exactly.
-        idle = pool._idle
-        loop = pool._loop
+        # idle slot while nobody queues, leased without awaiting. The core's reconcile step
+        # would do nothing after it (idle slots exist only in an open pool; nobody waits; the
+        # size does not change), so it is skipped. It runs only in the thread that opened the
+        # pool, inside a task of the pool's loop: the current task of that loop is then ours.
+        # (get_running_loop() would say so too, at ~120 ns on 3.11; get_ident() costs ~25.)
+        idle = core.idle
         if (
             idle
-            and not pool._waiting
-            and get_ident() == pool._thread
-            and (owner := current_task(loop)) is not None
+            and not core.waiting
+            and get_ident() == runner.thread
+            and (owner := current_task(runner.loop)) is not None
         ):
             slot = idle.pop()
             now = monotonic()
-            if (
-                slot.expires_at > now
-                and now - slot.idle_since <= pool._fresh_window
-                and (pool._is_reusable is None or pool._is_reusable(slot.resource))
-            ):
-                pool._instant_acquires += 1
-                slot.lease = self
+            is_reusable = core.hooks.is_reusable
+            try:
+                fresh = (
+                    slot.expires_at > now
+                    and now - slot.idle_since <= core.fresh_window
+                    and (is_reusable is None or is_reusable(slot.resource))
+                )
+            except Exception:
+                fresh = False  # the slow path asks again, and discards it
+            if fresh:
+                core.instant_acquires += 1
+                slot.state = LEASED
+                slot.holder = self
                 slot.leased_at = now
                 slot.owner = owner
-                if pool._leak_timeout is not None:
-                    watch_for_leak(pool, slot, pool._leak_timeout)
+                if runner.leak_timeout is not None:
+                    runner.watch(slot)
                 self._slot = slot
                 return slot.resource
             idle.append(slot)  # not fresh: the slow path checks or retires it
-        if (
-            (idle and not pool._waiting)
-            or get_ident() != pool._thread
-            or (owner := current_task(loop)) is None
-        ):
-            # idle but not fresh, a balancer to ask, or misuse (the slow path says which)
-            slot = await pool._get_slow(self._timeout, self)
+        loop = runner.loop
+        if core.state != OPEN or get_ident() != runner.thread or loop is None:
+            raise runner.misuse_error()
+        if asyncio.get_running_loop() is not loop or (owner := current_task(loop)) is None:
+            raise runner.misuse_error()
+        if idle and not core.waiting:  # idle but not fresh, or a balancer to ask
+            slot = await runner.acquire_slow(self, owner, self._limit())
         else:  # queue: inlined here, as another coroutine cost ~0.3 µs per contended acquire
             started = monotonic()
-            waiter = pool._enqueue(self._timeout, started)
+            future = runner.enqueue(self, self._limit(), started, 0.0)
             try:
-                slot = await waiter
+                slot = await future
             except BaseException:
-                pool._abandon(waiter)
+                runner.waiter_gone(self)
                 raise
-            pool._lease_to(slot, self, started, owner)
+            runner.woke(slot, self, owner, started)
         self._slot = slot
         return slot.resource
+
+    def _limit(self) -> float | None:
+        timeout = self._timeout
+        if timeout is DEFAULT:
+            return self._runner.acquire_timeout
+        return timeout
 
     async def __aexit__(
         self,
@@ -85,22 +109,44 @@ class Lease(Generic[R]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        pool = self._pool
+        runner = self._runner
         slot = self._slot
-        if slot.lease is not self:
-            pool._release_lost(slot)  # close() aborted it (or this is a second exit)
+        if slot.holder is not self or slot.state != LEASED:
+            runner.release_lost(self, slot)  # close() aborted it (or this is a second exit)
             return
+        core = runner.core
         if exc is None:
-            if pool._reset is not None:
-                await pool._give_back(slot, None)
+            if runner.reset is not None and core.state == OPEN:
+                await runner.give_back(slot)
                 return
-            closer = pool._release(slot, None)
-        elif not isinstance(exc, Exception):
-            closer = pool._release(slot, "interrupted")  # cancelled mid-use
-        elif isinstance(exc, OSError | Error):
-            closer = pool._release(slot, "error")  # timeouts are OSErrors too
-        else:
-            await pool._give_back(slot, None)
+            core.release(slot, None)
+        elif runner.recover is not None and core.state == OPEN:
+            runner.start_recover(slot, exc)  # detached: the caller is not delayed
             return
-        if closer is not None:
-            await pool._finish_release(closer)
+        else:
+            # Any exception leaves the protocol state unknown: never hand it to another caller.
+            core.release(slot, "error" if isinstance(exc, Exception) else "interrupted")
+        if core.effects:
+            runner.flush()
+        if slot.closer is not None and core.state != OPEN:
+            # Released into a closing pool: wait (bounded by close_timeout) until it is closed.
+            await asyncio.shield(slot.closer)
+
+    def __await__(self) -> Generator[Any, None, R]:
+        """``await pool.acquire()``: the same as ``await pool.get()``."""
+        return get(self._runner, self._timeout).__await__()
+
+
+class GetLease(Lease[R]):
+    """The lease of ``pool.get()``: given back by ``pool.put()``, never by a block's exit."""
+
+    __slots__ = ()
+    block: ClassVar[bool] = False
+
+
+async def get(runner: PoolRunner[R], timeout: CallTimeout) -> R:
+    """``pool.get()``: lease a resource to the caller until ``pool.put()``."""
+    lease: GetLease[R] = GetLease()
+    lease._runner = runner
+    lease._timeout = timeout
+    return await lease.__aenter__()

@@ -11,18 +11,11 @@ from .errors import ConnectError
 
 R = TypeVar("R")
 
-NEW, OPEN, CLOSING, CLOSED = "new", "open", "closing", "closed"
-
 
 def as_connector(
-    connector: Connector[R] | Callable[[], Awaitable[R]],
-    close: Callable[[R], Any] | None,
-    check: Callable[[R], Any] | None,
-    reset: Callable[[R], Any] | None,
-    is_reusable: Callable[[R], bool] | None,
+    connector: Connector[R] | Callable[[], Awaitable[R]], **hooks: Callable[..., Any] | None
 ) -> Connector[R]:
     """The connector itself, or a ``FactoryConnector`` over a factory and its hooks."""
-    hooks = {"close": close, "check": check, "reset": reset, "is_reusable": is_reusable}
     if hasattr(connector, "connect") and hasattr(connector, "close"):
         given = [name for name, hook in hooks.items() if hook is not None]
         if given:
@@ -35,9 +28,7 @@ def as_connector(
         raise TypeError(
             f"connector must be an aioconn Connector or an async factory, got {connector!r}"
         )
-    return FactoryConnector(
-        connector, close=close, check=check, reset=reset, is_reusable=is_reusable
-    )
+    return FactoryConnector(connector, **hooks)
 
 
 def check_sizes(min_size: object, max_size: object) -> tuple[int, int]:

@@ -1,15 +1,47 @@
-"""The pool's record of one resource: its timestamps, its lease, and leak-tracking state."""
+"""The pool's record of one resource, the states it moves through, and the waiter record."""
 
 from __future__ import annotations
 
 import asyncio
 import traceback
-from typing import Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 R = TypeVar("R")
 
-GOT = object()
-"""``Slot.lease`` of a resource leased by ``Pool.get()``, or handed to a waiter not yet awake."""
+# A slot is in exactly one of these states while the pool owns its resource. Opening has no
+# slot yet (the pool counts connects in flight); a discarded slot leaves the pool's books at
+# once and its close runs detached (``CLOSED`` marks it, so a late event finds it gone).
+IDLE = "idle"
+"""In the idle deque, ready for the next acquire."""
+LEASED = "leased"
+"""Held by a caller: an ``acquire()`` block, a ``get()``, or handed to a waiter not yet awake."""
+CHECKING = "checking"
+"""Taken aside by the keepalive, or by an acquire that checks it before use."""
+RETURNING = "returning"
+"""Given back, and being ``reset`` (clean exit) or ``recover``-ed (exit by an exception)."""
+CLOSED = "closed"
+"""Left the pool: closing or closed."""
+
+
+class Waiter:
+    """A caller of the pool: queued for a slot, then holding one.
+
+    ``Lease`` (the shell's async context manager) is one; the core reads only these fields.
+    No ``__init__``: the shell sets what each path needs (an ``__init__`` cost ~50 ns of a
+    ~1 µs acquire + release).
+    """
+
+    __slots__ = ("aborted", "deadline", "future", "limit", "queued")
+    block: ClassVar[bool] = True
+    """An ``async with pool.acquire()`` block (``False``: a ``get()``, given back by ``put()``)."""
+    future: asyncio.Future[Slot[Any]]
+    queued: bool
+    """In the waiter queue and counted in ``waiting``."""
+    deadline: float
+    limit: float
+    """The acquire timeout this caller waits with (for the ``PoolTimeout`` message)."""
+    aborted: bool
+    """``close()`` aborted the slot this caller held."""
 
 
 class Slot(Generic[R]):
@@ -18,26 +50,32 @@ class Slot(Generic[R]):
     __slots__ = (
         "acquired_stack",
         "checked_at",
+        "closer",
         "created_at",
         "expires_at",
+        "holder",
         "idle_since",
         "leak_timer",
-        "lease",
         "leased_at",
         "owner",
         "resource",
+        "state",
     )
 
     def __init__(self, resource: R, created_at: float, expires_at: float) -> None:
         self.resource = resource
+        self.state = IDLE
         self.created_at = created_at
         self.expires_at = expires_at
         self.idle_since = created_at
         self.checked_at = created_at
-        # Who holds it: None while idle (or being opened, checked or closed), else the
-        # ``Lease`` of an ``acquire()`` block, or ``GOT`` for ``get()`` and hand-offs in flight.
-        self.lease: object | None = None
+        # Who holds it while LEASED (the caller's Waiter), else None.
+        self.holder: Waiter | None = None
         self.leased_at = 0.0
-        self.owner: asyncio.Task[object] | None = None
+        self.owner: asyncio.Task[Any] | None = None
         self.leak_timer: asyncio.TimerHandle | None = None
         self.acquired_stack: traceback.StackSummary | None = None
+        self.closer: asyncio.Task[Any] | None = None  # closing it, once discarded
+
+    def __repr__(self) -> str:
+        return f"<Slot {self.state} {self.resource!r}>"

@@ -18,6 +18,13 @@ def timeout(name: str, value: object, *, allow_none: bool = True) -> float | Non
     return float(value)
 
 
+def seconds(name: str, value: object) -> float:
+    """Return ``value`` as a positive finite float (None is refused)."""
+    result = timeout(name, value, allow_none=False)
+    assert result is not None
+    return result
+
+
 def non_negative(name: str, value: object) -> float:
     """Return ``value`` as a finite float >= 0."""
     if isinstance(value, bool) or not isinstance(value, int | float):

@@ -40,8 +40,13 @@ class Connector(Protocol[R]):
     Required: ``async connect() -> R`` and ``async close(R)``. Optional methods, looked up by
     name: ``async check(R) -> bool`` (is it alive? run before handing out a resource idle for
     longer than ``check_after_idle``, and by the keepalive), ``async reset(R)`` (make it clean
-    for the next user; run on every return), ``is_reusable(R) -> bool`` (a cheap synchronous
-    look, run on every return and checkout) and ``abort(R)`` (close at once, synchronously).
+    for the next user; run on every clean return), ``is_reusable(R) -> bool`` (a cheap
+    synchronous look, run on every return and checkout), ``abort(R)`` (close at once,
+    synchronously) and ``async recover(R, exc) -> bool`` (after an ``acquire()`` block ended
+    by ``exc``: bring the resource back to a clean state — cancel the server's work, roll
+    back — and say whether it may be reused; without it such a resource is discarded).
+    The pool bounds each await (``connect_timeout``, ``check_timeout``, ``reset_timeout``,
+    ``recover_timeout``, ``close_timeout``); a hook that raises counts as a failure.
     """
 
     async def connect(self) -> R:
@@ -157,8 +162,10 @@ class UnixConnector(_ConnectionConnector):
 class FactoryConnector(Connector[R]):
     """A connector from plain callables: ``FactoryConnector(open_fn, close=close_fn)``.
 
-    ``factory()`` must return an awaitable resolving to the resource. ``close``, ``check``
-    and ``reset`` may be sync or async; ``is_reusable`` must be sync.
+    ``factory()`` must return an awaitable resolving to the resource. ``close``, ``check``,
+    ``reset`` and ``recover`` may be sync or async; ``is_reusable`` and ``abort`` must be sync.
+    ``recover(resource, exc)`` returns whether the resource may be reused after a block
+    ended by ``exc``; ``abort(resource)`` closes it at once (used when closing times out).
     """
 
     def __init__(
@@ -169,6 +176,8 @@ class FactoryConnector(Connector[R]):
         check: Callable[[R], Any] | None = None,
         reset: Callable[[R], Any] | None = None,
         is_reusable: Callable[[R], bool] | None = None,
+        recover: Callable[[R, BaseException], Any] | None = None,
+        abort: Callable[[R], Any] | None = None,
     ) -> None:
         if not callable(factory):
             raise TypeError(f"factory must be callable, got {factory!r}")
@@ -177,6 +186,8 @@ class FactoryConnector(Connector[R]):
             ("check", check),
             ("reset", reset),
             ("is_reusable", is_reusable),
+            ("recover", recover),
+            ("abort", abort),
         ):
             if value is not None and not callable(value):
                 raise TypeError(f"{name} must be callable or None, got {value!r}")
@@ -185,6 +196,8 @@ class FactoryConnector(Connector[R]):
         self._check = check
         self._reset = reset
         self._is_reusable = is_reusable
+        self._recover = recover
+        self._abort = abort
         # Expose the optional hooks only when given, so the pool skips the absent ones.
         if check is None:
             self.check = None  # type: ignore[assignment]  # pool looks optional hooks up by name
@@ -192,6 +205,10 @@ class FactoryConnector(Connector[R]):
             self.reset = None  # type: ignore[assignment]  # same
         if is_reusable is None:
             self.is_reusable = None  # type: ignore[assignment]  # same
+        if recover is None:
+            self.recover = None  # type: ignore[assignment]  # same
+        if abort is None:
+            self.abort = None  # type: ignore[assignment]  # same
 
     async def connect(self) -> R:
         """Call the factory and await what it returns."""
@@ -221,6 +238,16 @@ class FactoryConnector(Connector[R]):
         """Run the ``is_reusable`` callable."""
         assert self._is_reusable is not None
         return bool(self._is_reusable(resource))
+
+    async def recover(self, resource: R, exc: BaseException) -> bool:
+        """Run the ``recover`` callable; a falsy result or an exception means discard it."""
+        assert self._recover is not None
+        return bool(await _maybe_await(self._recover(resource, exc)))
+
+    def abort(self, resource: R) -> None:
+        """Run the ``abort`` callable."""
+        assert self._abort is not None
+        self._abort(resource)
 
     def __repr__(self) -> str:
         return f"<FactoryConnector {self._factory!r}>"

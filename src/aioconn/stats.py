@@ -144,7 +144,8 @@ class Discards:
     """The block ended with cancellation (a timeout *around* the block cancels it) or another
     BaseException; a ``TimeoutError`` raised inside the block counts as ``error``."""
     error: int = 0
-    """The block ended with an ``OSError`` or an ``aioconn.Error``."""
+    """The block ended with an exception (any ``Exception``: an ``OSError``, a driver's error,
+    a ``ValueError`` of the caller's own) and the connector has no ``recover``."""
     not_reusable: int = 0
     """The connector's ``is_reusable`` said no (broken, unread bytes, EOF)."""
     check_failed: int = 0
@@ -165,6 +166,9 @@ class Discards:
     """Above a ``max_size`` lowered by ``resize``."""
     drained: int = 0
     """Its endpoint was drained or removed (``Pool.drain``, ``Pool.update_endpoints``)."""
+    recover_failed: int = 0
+    """The block ended by an exception and the connector's ``recover`` said no, raised or
+    took longer than ``recover_timeout``."""
 
     @property
     def total(self) -> int:
@@ -198,7 +202,7 @@ class PoolStats:
 
     name: str
     size: int
-    """Connections that exist: idle + in_use + opening + checking."""
+    """Connections that exist: idle + in_use + opening + checking + returning."""
     idle: int
     in_use: int
     opening: int
@@ -220,3 +224,5 @@ class PoolStats:
     """Per endpoint, with an ``aioconn.Endpoints`` connector; empty otherwise."""
     connect_time: Summary | None = None
     """How long successful connects took; ``None`` where the pool does not record it."""
+    returning: int = 0
+    """Connections given back and being ``reset`` or ``recover``-ed (counted in ``size``)."""
