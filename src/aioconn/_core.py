@@ -4,8 +4,8 @@ Every event the pool sees is one method here (acquire, release, discard, connect
 failed, waiter gone, timeout, check done, resize, close, maintenance tick), and every one ends
 in ``reconcile()``, the one place that restores the invariants:
 
-- no caller waits while a slot is idle, or while there is room to open and no open is in
-  flight for it;
+- no caller waits while a slot is idle, or while there is room to open, unless an open is
+  in flight for it;
 - size (idle + leased + checking + returning + opening) never exceeds ``max_size`` (an
   ``Endpoints`` connector's caps are asked through ``has_room``), except a ``resize`` down
   whose surplus leaves as it comes back;
@@ -671,26 +671,30 @@ class PoolCore(Generic[R]):
             if self.state == CLOSING and self.drained():
                 self.effects.append((DRAINED, None))
             return
-        # No caller waits while a slot is idle (a hand-off raced with a waiter giving up).
-        while self.waiting and self.idle:
+        # Surplus idle slots above a lowered max_size.
+        while self.idle and self.size() > self.max_size:
+            self._discard(self.idle.popleft(), "resized")
+        # Open for waiters nobody opens for yet, and up to min_size when a refill is due.
+        # Then no caller waits while a slot is idle, beyond those an open is in flight for (a
+        # balancing connector may want a new connection to another endpoint for them). A dead
+        # idle slot discarded on the way makes room: open again.
+        refill, self.refill = self.refill, False
+        while True:
+            while (
+                (self.waiting > self.opening or (refill and self.size() < self.min_size))
+                and self.size() < self.max_size
+                and self._has_room()
+            ):
+                self.opening += 1
+                self.effects.append((OPEN_ONE, None))
+            if not (self.waiting > self.opening and self.idle):
+                return
             slot = self.idle.pop()
             reason = self._checkout_verdict(slot, _monotonic())
             if reason is not None:
                 self._discard(slot, reason)
             else:
                 self._hand_over(slot)
-        # Surplus idle slots above a lowered max_size.
-        while self.idle and self.size() > self.max_size:
-            self._discard(self.idle.popleft(), "resized")
-        # Open for waiters nobody opens for yet, and up to min_size when a refill is due.
-        refill, self.refill = self.refill, False
-        while (
-            (self.waiting > self.opening or (refill and self.size() < self.min_size))
-            and self.size() < self.max_size
-            and self._has_room()
-        ):
-            self.opening += 1
-            self.effects.append((OPEN_ONE, None))
 
     def check_invariants(self) -> None:
         """Raise AssertionError if the books are inconsistent (for tests)."""
@@ -714,8 +718,9 @@ class PoolCore(Generic[R]):
         holders = [s.holder for s in self.slots.values() if s.state == LEASED]
         assert len({id(h) for h in holders}) == len(holders), "one caller holds two slots"
         if self.state == OPEN:
-            if self.waiting:
+            if self.waiting > self.opening:
                 assert not self.idle, f"{self.waiting} wait while {len(self.idle)} idle"
+            if self.waiting:
                 assert (
                     self.opening >= self.waiting
                     or self.size() >= self.max_size

@@ -438,7 +438,7 @@ class Pool(Generic[R]):
         return lease
 
     async def get(self, timeout: CallTimeout = DEFAULT) -> R:
-        """Borrow a resource; give it back with ``put`` from the same task. Prefer ``acquire()``.
+        """Borrow a resource; give it back with ``put``. Prefer ``acquire()``.
 
         Raises:
             PoolTimeout: none became available in time.
@@ -460,8 +460,8 @@ class Pool(Generic[R]):
         hold it: the pool's books stay as they were and ``put`` raises.
 
         Raises:
-            RuntimeError: the resource was already given back, is held by an ``acquire()``
-                block, or is held by another task (``put`` from the task that called ``get``).
+            RuntimeError: the resource was already given back (and perhaps handed to another
+                caller meanwhile) or is held by an ``acquire()`` block.
             ValueError: the resource does not come from this pool.
         """
         core, runner = self._core, self._runner
@@ -480,11 +480,10 @@ class Pool(Generic[R]):
                 f"{resource!r} is held by an `async with {self.name}.acquire()` block,"
                 " which gives it back when it ends; do not put() it"
             )
-        if slot.owner is not asyncio.current_task():
+        if slot.owner is None:
             raise RuntimeError(
-                f"{resource!r} is not held by this task (it is held by"
-                f" {slot.owner.get_name() if slot.owner else 'a caller not yet awake'});"
-                " put() it from the task that got it"
+                f"{resource!r} was already returned to {self.name}, and handed to a caller"
+                " not yet awake"
             )
         if discard:
             core.release(slot, "requested")
