@@ -428,8 +428,8 @@ async def test_get_after_close_of_a_never_opened_pool(connector: GatedConnector)
     await pool.close()
     with pytest.raises(PoolClosed, match=rf"^{NAME} is closed$"):
         await pool.get()
-    with pytest.raises(RuntimeError, match=r"was already opened$"):
-        await pool.open()
+    with pytest.raises(PoolClosed, match=rf"^{NAME} is closed; a closed pool cannot be opened"):
+        await pool.open()  # not "already opened": it never was
     assert connector.connect_phase.calls == 0
 
 

@@ -55,7 +55,7 @@ async def test_block_exits_decide_reuse_or_discard() -> None:
     ) as pool:
         with pytest.raises(KeyError):
             async with pool.acquire():
-                raise KeyError("not an I/O error: the connection is returned")
+                raise KeyError("any exception: the protocol state is unknown, discarded")
         with pytest.raises(ConnectionResetError):
             async with pool.acquire():
                 raise ConnectionResetError("I/O error: discarded")
@@ -71,9 +71,9 @@ async def test_block_exits_decide_reuse_or_discard() -> None:
             pass
         await pool.put(await pool.get(), discard=True)
         stats = pool.stats()
-    assert stats.discarded == aioconn.Discards(interrupted=1, error=2, not_reusable=1, requested=1)
-    assert (stats.acquired, stats.released, stats.created) == (7, 7, 5)
-    assert factory.closes == 5
+    assert stats.discarded == aioconn.Discards(interrupted=1, error=3, not_reusable=1, requested=1)
+    assert (stats.acquired, stats.released, stats.created) == (7, 7, 6)
+    assert factory.closes == 6
     assert all(t.closed for t in factory.made)
 
 
@@ -108,7 +108,11 @@ async def test_reset_runs_on_every_return_and_failure_discards() -> None:
             pass
         with pytest.raises(ValueError, match="boom"):
             async with pool.acquire():
-                raise ValueError("boom")
+                raise ValueError("boom")  # not reset: discarded, whatever the exception
+        assert factory.resets == 1
+        assert pool.stats().discarded.error == 1
+        async with pool.acquire():
+            pass
         assert factory.resets == 2
         assert pool.stats().idle == 1
         factory.fail_reset = True

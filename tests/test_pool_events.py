@@ -283,6 +283,21 @@ async def drained(recorder: Recorder) -> tuple[list[PoolEvent], Discards]:
         return expected, pool.stats().discarded
 
 
+async def recover_failed(recorder: Recorder) -> tuple[list[PoolEvent], Discards]:
+    async def refuse(resource: FakeResource, exc: BaseException) -> bool:
+        return False
+
+    connector = GatedConnector()
+    async with Pool(
+        connector.connect, close=connector.close, recover=refuse, on_event=recorder, name=NAME
+    ) as pool:
+        with pytest.raises(KeyError):
+            async with pool.acquire() as resource:
+                raise KeyError("the block fails: recover decides, and says no")
+        await recorder.wait_for(ConnectionDiscarded)  # recovery runs detached
+        return [opened(resource), discarded(resource, "recover_failed")], pool.stats().discarded
+
+
 SCENARIOS: dict[str, Scenario] = {
     scenario.__name__: scenario
     for scenario in (
@@ -298,6 +313,7 @@ SCENARIOS: dict[str, Scenario] = {
         aborted,
         resized,
         drained,
+        recover_failed,
     )
 }
 

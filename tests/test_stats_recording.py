@@ -1,6 +1,6 @@
 """The pool's inlined hold/wait recording buckets exactly like ``SummaryRecorder.add``.
 
-``Pool._release`` and ``Pool._lease_to`` inline the recorder's arithmetic for speed; these tests
+``PoolCore.release`` and ``PoolCore.lease_to`` inline the recorder's arithmetic for speed; these tests
 drive them with a fake clock and compare the snapshots with a recorder fed the same durations.
 """
 
@@ -10,8 +10,9 @@ import asyncio
 
 import pytest
 
+import aioconn._core
 import aioconn._lease
-import aioconn.pool
+import aioconn._runner
 from aioconn import Pool
 from aioconn.stats import SummaryRecorder
 from pool_helpers import Thing, ThingFactory, eventually, until_waiting
@@ -31,7 +32,8 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
-    monkeypatch.setattr(aioconn.pool, "_monotonic", fake)
+    monkeypatch.setattr(aioconn._core, "_monotonic", fake)
+    monkeypatch.setattr(aioconn._runner, "_monotonic", fake)
     monkeypatch.setattr(aioconn._lease, "monotonic", fake)
     return fake
 

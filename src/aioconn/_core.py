@@ -475,16 +475,9 @@ class PoolCore(Generic[R]):
 
     # -- opening ---------------------------------------------------------------------------
 
-    def connect_done(self, resource: R, connect_time: float) -> Slot[R] | None:
-        """Event: a connect succeeded. Returns the new slot (None: the pool closed meanwhile)."""
+    def connect_done(self, resource: R, connect_time: float) -> Slot[R]:
+        """Event: a connect succeeded with a resource the pool does not hold yet."""
         self.opening -= 1
-        if id(resource) in self.slots:
-            self.connect_failures += 1
-            self.reconcile()
-            raise RuntimeError(
-                f"{self.name}: the connector returned {resource!r}, which the pool already"
-                " holds; connect() must return a new resource each time"
-            )
         self.created += 1
         now = _monotonic()
         self.connect_times.add(connect_time)

@@ -92,6 +92,7 @@ class PoolRunner(Generic[R]):
         self.openers: list[asyncio.Task[BaseException | None]] = []  # collected by open()
         self.collect_openers = False
         self.drained: asyncio.Event | None = None
+        self.closers: dict[asyncio.Task[Any], Slot[R]] = {}
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at = float("inf")
 
@@ -117,7 +118,7 @@ class PoolRunner(Generic[R]):
                         self.openers.append(task)
                 elif kind == CLOSE:
                     assert slot is not None
-                    slot.closer = self.spawn(self.close_resource(slot), background=False)
+                    self.start_close(slot)
                 elif kind == ABORT:
                     assert slot is not None
                     self.abort_resource(slot)
@@ -165,9 +166,11 @@ class PoolRunner(Generic[R]):
             reraise_if_ours(exc)
             return error
         if id(resource) in core.slots:
-            error = RuntimeError(
-                f"{self.name}: the connector returned {resource!r}, which the pool already"
-                " holds; connect() must return a new resource each time"
+            error = self.connect_error(
+                RuntimeError(
+                    f"{self.name}: the connector returned {resource!r}, which the pool already"
+                    " holds; connect() must return a new resource each time"
+                )
             )
             core.connect_failed(error)
             self.flush()
@@ -239,10 +242,16 @@ class PoolRunner(Generic[R]):
         self.core.close_done()
         self.flush()
 
+    def start_close(self, slot: Slot[R]) -> None:
+        task = self.spawn(self.close_resource(slot), background=False)
+        slot.closer = task
+        self.closers[task] = slot
+        task.add_done_callback(self.closers.pop)
+
     def abort_resource(self, slot: Slot[R]) -> None:
         """Close at once, synchronously when the connector can abort; else in a task."""
         if self.abort is None:
-            slot.closer = self.spawn(self.close_resource(slot), background=False)
+            self.start_close(slot)
             return
         self.call_abort(slot.resource)
         self.core.close_done()
@@ -445,6 +454,10 @@ class PoolRunner(Generic[R]):
     async def wind_down(self, grace: float) -> None:
         """After close() aborted what was left: end the pool's tasks, waiting at most ``grace``."""
         for task in list(self.tasks):
+            slot = self.closers.get(task)
+            if slot is not None:
+                # A close cancelled before it starts never runs its own abort: abort here.
+                self.call_abort(slot.resource)
             task.cancel()
         if self.tasks:
             _, pending = await asyncio.wait(list(self.tasks), timeout=grace)

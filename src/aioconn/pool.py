@@ -461,7 +461,9 @@ class Pool(Generic[R]):
 
         Raises:
             RuntimeError: the resource was already given back (and perhaps handed to another
-                caller meanwhile) or is held by an ``acquire()`` block.
+                caller meanwhile), is held by an ``acquire()`` block, or is held by another
+                task that still runs (``put`` from the task that called ``get``, or once that
+                task has ended).
             ValueError: the resource does not come from this pool.
         """
         core, runner = self._core, self._runner
@@ -480,10 +482,18 @@ class Pool(Generic[R]):
                 f"{resource!r} is held by an `async with {self.name}.acquire()` block,"
                 " which gives it back when it ends; do not put() it"
             )
-        if slot.owner is None:
+        owner = slot.owner
+        if owner is None:
             raise RuntimeError(
                 f"{resource!r} was already returned to {self.name}, and handed to a caller"
                 " not yet awake"
+            )
+        if owner is not asyncio.current_task() and not owner.done():
+            # Its holder still runs: this put() would give back what that caller uses (the
+            # commonest cause: a second put() after the first handed it on).
+            raise RuntimeError(
+                f"{resource!r} is held by {owner.get_name()}, which still runs; put() it from"
+                " that task (or after it ended)"
             )
         if discard:
             core.release(slot, "requested")

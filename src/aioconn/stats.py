@@ -89,7 +89,7 @@ class SummaryRecorder:
     def add(self, seconds: float, _log: Callable[[float], float] = math.log) -> None:
         """Record one duration.
 
-        ``Pool._release`` (hold times) and ``Pool._get_slow`` (wait times) inline these lines:
+        ``PoolCore.release`` (hold times) and ``PoolCore.lease_to`` (wait times) inline these lines:
         the call itself cost ~100 ns of a ~0.8 µs acquire + release. Keep the three in step
         (tests/test_stats.py checks that they bucket alike).
         """

@@ -1,8 +1,10 @@
-"""Tools for testing code that uses aioconn: an echo server and a fault-injection proxy."""
+"""Tools for testing code that uses aioconn: an echo server, a fault-injection proxy and a
+schedule-exploring event loop."""
 
 from __future__ import annotations
 
 from ._echo import EchoServer
+from ._explore import ExploringEventLoop, ScheduleFailure, explore, on_every_iteration
 from ._proxy import ChaosProxy, ProxyStats, ToxicHandle
 from ._toxic_base import Toxic
 from ._toxics import (
@@ -18,12 +20,16 @@ from ._toxics import (
 __all__ = [
     "ChaosProxy",
     "EchoServer",
+    "ExploringEventLoop",
     "ProxyStats",
+    "ScheduleFailure",
     "Toxic",
     "ToxicHandle",
     "bandwidth",
+    "explore",
     "latency",
     "limit_data",
+    "on_every_iteration",
     "reset_peer",
     "slicer",
     "slow_close",
