@@ -1,7 +1,7 @@
 """The pool's inlined hold/wait recording buckets exactly like ``SummaryRecorder.add``.
 
-``PoolCore.release`` and ``PoolCore.lease_to`` inline the recorder's arithmetic for speed; these tests
-drive them with a fake clock and compare the snapshots with a recorder fed the same durations.
+``PoolCore.release`` and ``PoolCore.lease_to`` inline the recorder's arithmetic for speed; these
+tests drive them with a fake clock and compare the snapshots with a recorder fed the same durations.
 """
 
 from __future__ import annotations

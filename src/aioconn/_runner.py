@@ -9,6 +9,7 @@ ends as a failed event: it never strands a slot or a waiter.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -113,7 +114,9 @@ class PoolRunner(Generic[R]):
             batch, core.effects = core.effects, []
             for kind, slot in batch:
                 if kind == OPEN_ONE:
-                    task = self.spawn(self.open_one(), background=True)
+                    task = self.spawn(
+                        self.open_one(), background=True, unstarted=self.open_unstarted
+                    )
                     if self.collect_openers:
                         self.openers.append(task)
                 elif kind == CLOSE:
@@ -124,19 +127,63 @@ class PoolRunner(Generic[R]):
                     self.abort_resource(slot)
                 elif kind == CHECK:
                     assert slot is not None
-                    self.spawn(self.keepalive(slot), background=True)
+                    self.spawn(
+                        self.keepalive(slot),
+                        background=True,
+                        unstarted=functools.partial(self.report_check, slot, False),
+                    )
                 elif kind == DRAINED and self.drained is not None:
                     self.drained.set()
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], *, background: bool) -> asyncio.Task[Any]:
+    def spawn(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        *,
+        background: bool,
+        unstarted: Callable[[], object] | None = None,
+    ) -> asyncio.Task[Any]:
+        """Run ``coro`` in a task the pool tracks (and ``close()`` ends).
+
+        A task cancelled before its first step never runs its body, so none of the body's own
+        ``except BaseException`` bookkeeping: ``unstarted`` then reports to the core instead.
+        """
+        started: list[bool] = []
+        inner = coro
+        if unstarted is not None:
+            coro = _started(inner, started)
         # Strong references: the loop keeps only weak ones to tasks.
         task: asyncio.Task[Any] = asyncio.ensure_future(coro, loop=self.loop)
+        if unstarted is not None:
+
+            def fall_back(_: object) -> None:
+                if not started:
+                    inner.close()  # never awaited: close it quietly
+                    unstarted()
+
+            task.add_done_callback(fall_back)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         if background:
             self.background.add(task)
             task.add_done_callback(self.background.discard)
         return task
+
+    def open_unstarted(self) -> None:
+        self.core.connect_failed(None)
+        self.flush()
+
+    def report_check(self, slot: Slot[R], alive: bool) -> None:
+        self.core.check_done(slot, alive)
+        self.flush()
+
+    def report_returned(self, slot: Slot[R], failure: str | None) -> None:
+        self.core.returned(slot, failure)
+        self.flush()
+
+    def close_unstarted(self, slot: Slot[R]) -> None:
+        self.call_abort(slot.resource)
+        self.core.close_done()
+        self.flush()
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -243,7 +290,11 @@ class PoolRunner(Generic[R]):
         self.flush()
 
     def start_close(self, slot: Slot[R]) -> None:
-        task = self.spawn(self.close_resource(slot), background=False)
+        task = self.spawn(
+            self.close_resource(slot),
+            background=False,
+            unstarted=lambda: self.close_unstarted(slot),
+        )
         slot.closer = task
         self.closers[task] = slot
         task.add_done_callback(self.closers.pop)
@@ -321,7 +372,11 @@ class PoolRunner(Generic[R]):
         """A block ended by ``exc``: recover the resource detached from the caller."""
         self.core.begin_return(slot)
         self.flush()
-        self.spawn(self.recovered(slot, exc), background=True)
+        self.spawn(
+            self.recovered(slot, exc),
+            background=True,
+            unstarted=lambda: self.report_returned(slot, "recover_failed"),
+        )
 
     async def recovered(self, slot: Slot[R], exc: BaseException) -> None:
         assert self.recover is not None
@@ -453,14 +508,17 @@ class PoolRunner(Generic[R]):
 
     async def wind_down(self, grace: float) -> None:
         """After close() aborted what was left: end the pool's tasks, waiting at most ``grace``."""
+        ending = []
         for task in list(self.tasks):
             slot = self.closers.get(task)
             if slot is not None:
-                # A close cancelled before it starts never runs its own abort: abort here.
+                if self.abort is None:
+                    continue  # nothing closes faster: let it finish within close_timeout
                 self.call_abort(slot.resource)
             task.cancel()
-        if self.tasks:
-            _, pending = await asyncio.wait(list(self.tasks), timeout=grace)
+            ending.append(task)
+        if ending:
+            _, pending = await asyncio.wait(ending, timeout=grace)
             for task in pending:
                 logger.warning("%s: %r ignored cancellation; leaving it", self.name, task)
 
@@ -490,3 +548,9 @@ class PoolRunner(Generic[R]):
 
 def core_closed(name: str) -> Exception:
     return PoolClosed(f"{name} is closed")
+
+
+async def _started(coro: Coroutine[Any, Any, Any], started: list[bool]) -> Any:
+    """Run ``coro``, noting in ``started`` that the task got its first step."""
+    started.append(True)
+    return await coro

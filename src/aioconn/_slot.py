@@ -59,6 +59,7 @@ class Slot(Generic[R]):
         "leased_at",
         "owner",
         "resource",
+        "returned_by",
         "state",
     )
 
@@ -76,6 +77,7 @@ class Slot(Generic[R]):
         self.leak_timer: asyncio.TimerHandle | None = None
         self.acquired_stack: traceback.StackSummary | None = None
         self.closer: asyncio.Task[Any] | None = None  # closing it, once discarded
+        self.returned_by: asyncio.Task[Any] | None = None  # the task of the last put()
 
     def __repr__(self) -> str:
         return f"<Slot {self.state} {self.resource!r}>"

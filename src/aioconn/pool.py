@@ -333,7 +333,9 @@ class Pool(Generic[R]):
         ``timeout`` seconds (``None``: no limit); then everything left — leases (``get()``
         ones of the calling task included), connects, checks, resets, recoveries, closes — is
         aborted, each lease logged with where it was acquired and where its holder is now.
-        Returns within ``timeout`` plus half a second, whatever the connector does.
+        Returns within ``timeout`` plus half a second, whatever the connector does (a
+        connector without ``abort`` may still be finishing its last closes, each bounded by
+        ``close_timeout``).
 
         Idempotent: several calls may wait together; a call that is cancelled leaves the pool
         closing, and the next call finishes the job. Called from inside an ``acquire()`` block
@@ -461,9 +463,7 @@ class Pool(Generic[R]):
 
         Raises:
             RuntimeError: the resource was already given back (and perhaps handed to another
-                caller meanwhile), is held by an ``acquire()`` block, or is held by another
-                task that still runs (``put`` from the task that called ``get``, or once that
-                task has ended).
+                caller meanwhile) or is held by an ``acquire()`` block.
             ValueError: the resource does not come from this pool.
         """
         core, runner = self._core, self._runner
@@ -488,13 +488,14 @@ class Pool(Generic[R]):
                 f"{resource!r} was already returned to {self.name}, and handed to a caller"
                 " not yet awake"
             )
-        if owner is not asyncio.current_task() and not owner.done():
-            # Its holder still runs: this put() would give back what that caller uses (the
-            # commonest cause: a second put() after the first handed it on).
+        me = asyncio.current_task()
+        if slot.returned_by is me and owner is not me and not owner.done():
+            # This task gave it back already, and another caller got it meanwhile.
             raise RuntimeError(
-                f"{resource!r} is held by {owner.get_name()}, which still runs; put() it from"
-                " that task (or after it ended)"
+                f"{resource!r} was already returned to {self.name} by this task, and is"
+                f" held by {owner.get_name()} now"
             )
+        slot.returned_by = me
         if discard:
             core.release(slot, "requested")
         elif runner.reset is not None and core.state == OPEN:

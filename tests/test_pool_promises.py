@@ -1,0 +1,488 @@
+"""One regression test per broken promise of issue #10, named after the behaviour it proves.
+
+Each failed on the pool before the core was rewritten (see the issue for the reproductions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+import warnings
+from dataclasses import dataclass, field
+
+import pytest
+
+import aioconn
+from aioconn import Endpoints, Pool, PoolTimeout
+from aioconn.testing import EchoServer
+from pool_helpers import Thing, ThingFactory, eventually, until_waiting
+
+
+@dataclass
+class Hooks:
+    """A factory whose hooks the test gates: each waits for its event when one is set."""
+
+    made: list[Thing] = field(default_factory=list)
+    closes: dict[int, int] = field(default_factory=dict)
+    reset_gate: asyncio.Event | None = None
+    check_gate: asyncio.Event | None = None
+    check_result: bool = True
+
+    async def open(self) -> Thing:
+        thing = Thing()
+        self.made.append(thing)
+        return thing
+
+    async def close(self, thing: Thing) -> None:
+        self.closes[thing.id] = self.closes.get(thing.id, 0) + 1
+        thing.closed = True
+
+    async def reset(self, thing: Thing) -> None:
+        if self.reset_gate is not None:
+            await self.reset_gate.wait()
+
+    async def check(self, thing: Thing) -> bool:
+        if self.check_gate is not None:
+            await self.check_gate.wait()
+        return self.check_result
+
+
+# 1 -------------------------------------------------------------------------------------------
+
+
+async def test_second_put_is_refused_while_the_first_resets() -> None:
+    gate = asyncio.Event()
+    hooks = Hooks(reset_gate=gate)
+    async with Pool(hooks.open, close=hooks.close, reset=hooks.reset, max_size=2) as pool:
+        thing = await pool.get()
+        first = asyncio.create_task(pool.put(thing))
+        await eventually(lambda: pool.stats().returning == 1)
+        with pytest.raises(RuntimeError, match="already returned"):
+            await pool.put(thing)
+        gate.set()
+        await first
+        a, b = await pool.get(), await pool.get()
+        assert a is not b
+        assert pool.stats().size == 2
+        await pool.put(a)
+        await pool.put(b)
+
+
+async def test_second_put_is_refused_after_a_hand_off_to_a_waiter() -> None:
+    factory = ThingFactory()
+    async with Pool(factory.open, close=factory.close, max_size=1) as pool:
+        thing = await pool.get()
+        waiter = asyncio.create_task(pool.get())
+        await until_waiting(pool, 1)
+        await pool.put(thing)  # handed to the waiter, not yet awake
+        with pytest.raises(RuntimeError, match="already returned"):
+            await pool.put(thing)
+        assert await waiter is thing
+        assert (pool.stats().in_use, pool.stats().idle) == (1, 0)
+        await pool.put(thing)
+        assert (pool.stats().in_use, pool.stats().idle) == (0, 1)
+
+
+# 2 -------------------------------------------------------------------------------------------
+
+
+async def test_a_block_that_raises_any_exception_never_hands_on_a_late_reply() -> None:
+    reply_now = asyncio.Event()
+
+    async def slow_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            await reply_now.wait()
+            writer.write(line)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(slow_echo, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with Pool(aioconn.TCPConnector("127.0.0.1", port), max_size=1) as pool:
+            with pytest.raises(ValueError, match="user code"):  # noqa: PT012  (the block is the subject)
+                async with pool.acquire() as conn:
+                    await conn.send(b"first caller\n")
+                    raise ValueError("user code fails after the request went out")
+            reply_now.set()  # the first caller's reply is on its way now
+            async with pool.acquire() as conn:
+                await conn.send(b"second caller\n")
+                assert await conn.readline() == b"second caller\n"
+            assert pool.stats().discarded.error == 1
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_recover_returns_a_connection_only_when_recovery_succeeds() -> None:
+    verdicts = [True, False]
+    seen: list[BaseException] = []
+
+    async def recover(thing: Thing, exc: BaseException) -> bool:
+        seen.append(exc)
+        return verdicts.pop(0)
+
+    factory = ThingFactory()
+    async with Pool(factory.open, close=factory.close, recover=recover, max_size=1) as pool:
+        for _ in range(2):
+            with pytest.raises(KeyError):
+                async with pool.acquire():
+                    raise KeyError("driver error")
+            await eventually(lambda: pool.stats().returning == 0)
+        stats = pool.stats()
+        assert [type(e) for e in seen] == [KeyError, KeyError]
+        assert (stats.discarded.recover_failed, stats.discarded.error, factory.closes) == (1, 0, 1)
+        assert len(factory.made) == 1  # recovered once, reused; discarded the second time
+
+
+# 3 -------------------------------------------------------------------------------------------
+
+
+async def test_a_waiter_cancelled_before_it_runs_does_not_strand_the_next_caller() -> None:
+    factory = ThingFactory()
+    async with Pool(factory.open, close=factory.close, max_size=1, acquire_timeout=None) as pool:
+        go = asyncio.Event()
+        got_again = asyncio.Event()
+
+        async def holder() -> None:
+            async with pool.acquire():
+                await go.wait()
+            # Same loop iteration as the release: the cancelled waiter has not run yet.
+            async with pool.acquire():
+                got_again.set()
+
+        hold = asyncio.create_task(holder())
+        await eventually(lambda: pool.stats().in_use == 1)
+        waiter = asyncio.create_task(pool.get())
+        await until_waiting(pool, 1)
+        waiter.cancel()
+        go.set()
+        async with asyncio.timeout(2):
+            await got_again.wait()
+            await hold
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        stats = pool.stats()
+        assert (stats.waiting, stats.idle, stats.in_use) == (0, 1, 0)
+
+
+# 4 -------------------------------------------------------------------------------------------
+
+
+async def test_a_discard_on_return_frees_the_endpoint_for_the_waiter(
+    echo_server: EchoServer,
+) -> None:
+    endpoints = Endpoints([f"127.0.0.1:{echo_server.port}"], max_per_endpoint=1)
+    async with Pool(endpoints, max_size=2, acquire_timeout=2.0) as pool:
+        hold = asyncio.Event()
+
+        async def holder() -> None:
+            with pytest.raises(ValueError, match="discard me"):  # noqa: PT012  (the block is the subject)
+                async with pool.acquire():
+                    await hold.wait()
+                    raise ValueError("discard me")
+
+        task = asyncio.create_task(holder())
+        await eventually(lambda: pool.stats().in_use == 1)
+        waiter = asyncio.create_task(pool.get())
+        await until_waiting(pool, 1)
+        hold.set()
+        conn = await waiter  # served once the discarded connection's close freed the room
+        await task
+        assert pool.stats().discarded.error == 1
+        await pool.put(conn)
+
+
+# 5 -------------------------------------------------------------------------------------------
+
+
+async def test_close_wakes_when_the_last_lease_ends_by_a_failed_checkout_check() -> None:
+    gate = asyncio.Event()
+    hooks = Hooks(check_gate=gate, check_result=False)
+    pool = Pool(hooks.open, close=hooks.close, check=hooks.check, check_after_idle=0.001)
+    await pool.open()
+    async with pool.acquire():
+        pass
+    await asyncio.sleep(0.005)  # idle past check_after_idle: the next checkout checks it
+    acquirer = asyncio.create_task(pool.get())
+    await eventually(lambda: pool.stats().checking == 1)
+    closer = asyncio.create_task(pool.close(timeout=None))
+    await asyncio.sleep(0)
+    gate.set()  # the check fails: the slot is discarded outside a release
+    async with asyncio.timeout(2):
+        await closer
+    with pytest.raises(aioconn.PoolClosed):
+        await acquirer
+    assert pool.stats().discarded.check_failed == 1
+
+
+# 6 -------------------------------------------------------------------------------------------
+
+
+async def test_close_returns_within_its_timeout_while_a_keepalive_check_hangs() -> None:
+    hooks = Hooks(check_gate=asyncio.Event())
+    pool = Pool(
+        hooks.open,
+        close=hooks.close,
+        check=hooks.check,
+        min_size=1,
+        keepalive_interval=0.01,
+        check_timeout=60.0,
+    )
+    await pool.open()
+    await eventually(lambda: pool.stats().checking == 1)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await pool.close(timeout=0.2)
+    assert loop.time() - started < 0.2 + 0.5
+    await eventually(lambda: hooks.made[0].closed)
+    assert hooks.closes == {hooks.made[0].id: 1}
+
+
+async def test_close_during_open_returns_and_open_raises_pool_closed() -> None:
+    started = asyncio.Event()
+    never = asyncio.Event()
+
+    async def slow_open() -> Thing:
+        started.set()
+        await never.wait()
+        return Thing()
+
+    pool = Pool(slow_open, min_size=2)
+    opening = asyncio.create_task(pool.open())
+    await started.wait()
+    async with asyncio.timeout(2):
+        await pool.close()
+    with pytest.raises(aioconn.PoolClosed, match="closed while opening"):
+        await opening
+    assert pool.closed
+    assert pool.stats().opening == 0
+
+
+# 7 -------------------------------------------------------------------------------------------
+
+
+async def test_close_aborts_get_resources_held_by_the_closing_task() -> None:
+    factory = ThingFactory()
+    aborted: list[Thing] = []
+    pool = Pool(factory.open, close=factory.close, abort=aborted.append)
+    await pool.open()
+    thing = await pool.get()
+    await pool.close(timeout=0.05)
+    assert aborted == [thing]
+    assert pool.stats().discarded.aborted == 1
+    await pool.put(thing)  # after close aborted it: a no-op
+
+
+# 8 -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["release", "fast_path", "maintenance"])
+async def test_is_reusable_raising_discards_instead_of_leaving_a_zombie(where: str) -> None:
+    raise_now = False
+
+    def is_reusable(thing: Thing) -> bool:
+        if raise_now:
+            raise RuntimeError("is_reusable raised")
+        return True
+
+    factory = ThingFactory()
+    async with Pool(
+        factory.open, close=factory.close, is_reusable=is_reusable, max_size=1, max_idle=0.01
+    ) as pool:
+        async with pool.acquire():
+            raise_now = where == "release"
+        raise_now = True
+        if where == "maintenance":
+            await eventually(lambda: pool.stats().discarded.not_reusable == 1)
+        raise_now = where == "fast_path"
+        async with asyncio.timeout(2), pool.acquire():
+            raise_now = False
+        stats = pool.stats()
+        assert stats.discarded.not_reusable == 1
+        assert (stats.size, stats.idle, stats.in_use) == (1, 1, 0)
+
+
+# 9 -------------------------------------------------------------------------------------------
+
+
+async def test_timed_out_acquires_do_not_grow_the_waiter_queue() -> None:
+    factory = ThingFactory()
+    async with Pool(factory.open, close=factory.close, max_size=1) as pool:
+        thing = await pool.get()
+        for _ in range(2_000):
+            with pytest.raises(PoolTimeout):
+                await pool.get(timeout=1e-6)
+        core = pool._core
+        assert (len(core.waiters), len(core.timed), core.waiting) == (0, 0, 0) or (
+            len(core.waiters) <= 64 and len(core.timed) <= 64
+        )
+        assert pool.stats().timeouts == 2_000
+        await pool.put(thing)
+
+
+# 10 ------------------------------------------------------------------------------------------
+
+
+class Interrupt(BaseException):
+    pass
+
+
+@pytest.mark.parametrize("raised", [asyncio.CancelledError, Interrupt])
+async def test_a_connect_raising_a_base_exception_fails_the_waiter(
+    raised: type[BaseException],
+) -> None:
+    calls = 0
+
+    async def bad_open() -> Thing:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise raised("from the connector itself")
+        return Thing()
+
+    async with Pool(bad_open, acquire_timeout=2.0) as pool:
+        with pytest.raises(aioconn.ConnectError) as caught:
+            await pool.get()
+        assert isinstance(caught.value.__cause__, raised)
+        thing = await pool.get()  # the pool still works
+        await pool.put(thing)
+        assert (pool.stats().connect_failures, pool.stats().opening) == (1, 0)
+
+
+# 11 ------------------------------------------------------------------------------------------
+
+
+async def test_a_hanging_reset_is_bounded_and_close_closes_once() -> None:
+    hooks = Hooks(reset_gate=asyncio.Event())
+    pool = Pool(hooks.open, close=hooks.close, reset=hooks.reset, reset_timeout=0.2)
+    await pool.open()
+
+    async def use() -> None:
+        async with pool.acquire():
+            pass  # the exit hangs in reset until reset_timeout
+
+    user = asyncio.create_task(use())
+    await eventually(lambda: pool.stats().returning == 1)
+    await pool.close(timeout=0.01)  # aborts the returning slot
+    async with asyncio.timeout(2):
+        await user
+    thing = hooks.made[0]
+    await eventually(lambda: thing.closed)
+    assert hooks.closes == {thing.id: 1}
+    assert pool.stats().discarded.aborted == 1
+
+
+# 12 ------------------------------------------------------------------------------------------
+
+
+async def test_acquire_timeouts_fire_in_deadline_order() -> None:
+    factory = ThingFactory()
+    async with Pool(factory.open, close=factory.close, max_size=1, acquire_timeout=0.3) as pool:
+        thing = await pool.get()
+        loop = asyncio.get_running_loop()
+        ended: dict[str, float] = {}
+
+        async def wait(name: str, timeout: float | None) -> None:
+            started = loop.time()
+            with pytest.raises(PoolTimeout):
+                await (pool.get() if timeout is None else pool.get(timeout=timeout))
+            ended[name] = loop.time() - started
+
+        tasks = [
+            asyncio.create_task(wait("long", 0.6)),
+            asyncio.create_task(wait("default", None)),
+            asyncio.create_task(wait("short", 0.05)),
+        ]
+        await asyncio.gather(*tasks)
+        assert sorted(ended, key=ended.__getitem__) == ["short", "default", "long"]
+        for name, limit in (("short", 0.05), ("default", 0.3), ("long", 0.6)):
+            assert limit <= ended[name] < limit * 1.5 + 0.05, (name, ended[name])
+        await pool.put(thing)
+
+
+# 13 ------------------------------------------------------------------------------------------
+
+
+def test_close_from_another_loop_after_the_pools_loop_closed_aborts_everything() -> None:
+    factory = ThingFactory()
+    aborted: list[Thing] = []
+    pool = Pool(factory.open, close=factory.close, abort=aborted.append, min_size=1)
+    held: list[Thing] = []
+
+    async def use() -> None:
+        await pool.open()
+        held.append(await pool.get())
+
+    first = asyncio.new_event_loop()
+    first.run_until_complete(use())
+    for task in asyncio.all_tasks(first):
+        task.cancel()
+    first.run_until_complete(asyncio.sleep(0))
+    first.close()
+    asyncio.run(pool.close())
+    assert pool.closed
+    assert aborted == held
+    assert pool.stats().waiting == 0
+
+
+async def test_waiting_is_never_negative_after_close() -> None:
+    factory = ThingFactory()
+    pool = Pool(factory.open, close=factory.close, max_size=1)
+    await pool.open()
+    thing = await pool.get()
+    waiters = [asyncio.create_task(pool.get()) for _ in range(3)]
+    await until_waiting(pool, 3)
+    waiters[0].cancel()
+    await pool.close(timeout=0.01)
+    results = await asyncio.gather(*waiters, return_exceptions=True)
+    assert [type(r) for r in results] == [
+        asyncio.CancelledError,
+        aioconn.PoolClosed,
+        aioconn.PoolClosed,
+    ]
+    assert pool.stats().waiting == 0
+    await pool.put(thing)
+
+
+async def test_no_leak_warning_after_close_aborted_the_lease() -> None:
+    factory = ThingFactory()
+    pool = Pool(factory.open, close=factory.close, leak_timeout=0.05)
+    await pool.open()
+    await pool.get()
+    await pool.close(timeout=0.01)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        await asyncio.sleep(0.1)  # past leak_timeout
+        gc.collect()
+    assert [w for w in caught if issubclass(w.category, aioconn.LeakWarning)] == []
+
+
+def test_close_from_another_loop_while_the_pools_loop_runs_is_refused() -> None:
+    pool = Pool(ThingFactory().open)
+    ready = threading.Event()
+    stop: asyncio.Future[None] | None = None
+    loop = asyncio.new_event_loop()
+
+    async def run() -> None:
+        nonlocal stop
+        await pool.open()
+        stop = loop.create_future()
+        ready.set()
+        await stop
+        await pool.close()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(run(),))
+    thread.start()
+    try:
+        assert ready.wait(5)
+        with pytest.raises(RuntimeError, match="another event loop, which still runs"):
+            asyncio.run(pool.close())
+        assert not pool.closed
+    finally:
+        assert stop is not None
+        loop.call_soon_threadsafe(stop.set_result, None)
+        thread.join(5)
+        loop.close()
+    assert pool.closed
