@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench bench-quick soak clean
+.PHONY: demo test lint typecheck pytest bench bench-quick soak explore clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ bench-quick: $(VENV)/.installed-bench
 SOAK_SECONDS ?= 300
 soak: $(VENV)/.installed-dev
 	AIOCONN_SOAK_SECONDS=$(SOAK_SECONDS) PYTHONASYNCIODEBUG=1 $(BIN)/pytest -q tests/reliability/test_soak.py
+
+# The pool under many explored schedules (tests/test_pool_explore.py; CI runs 30 seeds).
+EXPLORE_SEEDS ?= 2000
+explore: $(VENV)/.installed-dev
+	$(BIN)/pytest -q --timeout 3600 tests/test_pool_explore.py --aioconn-explore-seeds=$(EXPLORE_SEEDS)
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache

@@ -511,12 +511,12 @@ class PoolRunner(Generic[R]):
         ending = []
         for task in list(self.tasks):
             slot = self.closers.get(task)
+            ending.append(task)
             if slot is not None:
                 if self.abort is None:
-                    continue  # nothing closes faster: let it finish within close_timeout
+                    continue  # nothing closes faster: let it run on, within close_timeout
                 self.call_abort(slot.resource)
             task.cancel()
-            ending.append(task)
         if ending:
             _, pending = await asyncio.wait(ending, timeout=grace)
             for task in pending:
