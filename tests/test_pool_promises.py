@@ -486,3 +486,72 @@ def test_close_from_another_loop_while_the_pools_loop_runs_is_refused() -> None:
         thread.join(5)
         loop.close()
     assert pool.closed
+
+
+# Small API defects reported with issue #13, fixed in the new core --------------------------
+
+
+async def test_awaiting_acquire_without_async_with_is_get() -> None:
+    factory = ThingFactory()
+    async with Pool(factory.open, close=factory.close, max_size=1) as pool:
+        thing = await pool.acquire()
+        assert thing is factory.made[0]
+        assert pool.stats().in_use == 1
+        await pool.put(thing)
+        assert (pool.stats().in_use, pool.stats().idle) == (0, 1)
+
+
+async def test_resize_after_close_is_refused() -> None:
+    pool = Pool(ThingFactory().open, name="shut")
+    await pool.open()
+    await pool.close()
+    with pytest.raises(aioconn.PoolClosed, match=r"^shut is closed; resize"):
+        pool.resize(max_size=5)
+    assert pool.max_size == 10
+
+
+async def test_a_failed_connect_is_logged_once_without_a_repeated_prefix(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def down() -> Thing:
+        raise OSError("connection refused")
+
+    async with Pool(down, name="down") as pool:
+        with pytest.raises(aioconn.ConnectError):
+            await pool.get()
+    messages = [r.getMessage() for r in caplog.records if r.name == "aioconn.pool"]
+    failed = [m for m in messages if "opening a connection failed" in m]
+    assert failed == ["down: opening a connection failed: OSError('connection refused')"]
+
+
+def test_the_core_is_synchronous_and_the_layers_import_downwards() -> None:
+    import ast
+    import importlib
+    from pathlib import Path
+
+    source = Path(aioconn.__file__).parent
+    core = ast.parse((source / "_core.py").read_text())
+    asynchronous = [
+        node
+        for node in ast.walk(core)
+        if isinstance(node, ast.AsyncFunctionDef | ast.Await | ast.AsyncWith | ast.AsyncFor)
+    ]
+    assert asynchronous == []  # no awaits, so no I/O and no interleaving inside an event
+    imported = {
+        alias.name
+        for node in ast.walk(core)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    } | {node.module for node in ast.walk(core) if isinstance(node, ast.ImportFrom) and node.module}
+    assert "asyncio" not in imported
+    # shell -> core, never back: the core and the runner know nothing of Pool or Lease.
+    layers = {"_core": {"pool", "_lease", "_runner"}, "_runner": {"pool", "_lease"}}
+    for module, above in layers.items():
+        tree = ast.parse((source / f"{module}.py").read_text())
+        names = {
+            node.module.lstrip(".")
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module
+        }
+        assert not names & above, (module, names & above)
+        importlib.import_module(f"aioconn.{module}")

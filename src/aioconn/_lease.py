@@ -58,7 +58,7 @@ class Lease(Waiter, Generic[R]):
         ):
             slot = idle.pop()
             now = monotonic()
-            is_reusable = core.hooks.is_reusable
+            is_reusable = core.is_reusable_hook
             try:
                 fresh = (
                     slot.expires_at > now
