@@ -98,6 +98,7 @@ class PoolCore(Generic[R]):
     ) -> None:
         self.name = name
         self.hooks = hooks
+        self.resets = False  # the connector has reset: a clean return goes through the runner
         # The two hooks the hot paths call, one attribute away (not two).
         self.is_reusable_hook = hooks.is_reusable
         self.on_release_hook = hooks.on_release
@@ -242,9 +243,16 @@ class PoolCore(Generic[R]):
         self.waiters.append(lease)
         self.waiting += 1
         if deadline is not None:
-            lease.deadline = deadline
+            timed = self.timed
+            # Served waiters leave the heap lazily: from the top here (with one timeout for all,
+            # they are the oldest), in bulk when they outnumber the queued ones.
+            while timed and not timed[0][2].queued:
+                heappop(timed)
+            if len(timed) > 2 * self.waiting + 64:
+                self.timed = timed = [entry for entry in timed if entry[2].queued]
+                heapify(timed)
             self._seq += 1
-            heappush(self.timed, (deadline, self._seq, lease))
+            heappush(timed, (deadline, self._seq, lease))
         self.reconcile()
 
     def next_deadline(self) -> float | None:
@@ -334,17 +342,21 @@ class PoolCore(Generic[R]):
                 self.waiting -= 1
                 if lease.future.done():  # cancelled; its task has yet to run waiter_gone
                     continue
-                self._lease(slot, lease)
+                slot.state = LEASED  # _lease, inlined (every contended return comes here)
+                slot.holder = lease
+                if self.hooks.on_acquire is not None:
+                    self.hooks.on_acquire(slot.resource)
                 lease.future.set_result(slot)
                 return True
         return False
 
     # -- release ---------------------------------------------------------------------------
 
-    def release(self, slot: Slot[R], reason: str | None) -> None:
+    def release(self, slot: Slot[R], reason: str | None) -> bool:
         """A holder gave ``slot`` back: reuse it (``reason`` None) or discard it for ``reason``.
 
-        The caller has made sure ``slot`` is leased to it.
+        The caller has made sure ``slot`` is leased to it. Returns True when the slot went
+        straight to a waiter or to idle: no effect to carry out, no close to wait for.
         """
         # _unlease, inlined (this is the hot path of every return).
         slot.holder = None
@@ -363,26 +375,35 @@ class PoolCore(Generic[R]):
             hold.max = held
         index = int(_log(held) * _SCALE + _OFFSET) if held > _FLOOR else 0
         hold.buckets[index if index < _BUCKETS else _BUCKETS - 1] += 1
-        if (
-            reason is None
-            and not self.waiting
-            and self.state == OPEN
-            and slot.expires_at > now
-            and not self.oversized
-        ):
+        if reason is None and self.state == OPEN and slot.expires_at > now and not self.oversized:
             is_reusable = self.is_reusable_hook
             try:
                 reusable = is_reusable is None or is_reusable(slot.resource)
             except Exception:
                 reusable = False  # the slow path below asks again, and logs it
             if reusable:
-                # The fast return: to idle, nobody waits, the size unchanged, no refill due
-                # (only open(), resize() and the maintenance tick set it, and their own
-                # reconcile consumed it) — reconcile() would do nothing, so it is skipped.
+                # The common return, inlined: to the longest waiter, else idle. Either way
+                # reconcile() would do nothing — a hand-over leaves fewer waiters and the same
+                # size, an idle return happens only when nobody waits, and a refill is due only
+                # inside open(), resize() and the maintenance tick — so it is skipped.
+                waiters = self.waiters
+                while waiters:
+                    lease = waiters.popleft()
+                    if lease.queued:
+                        lease.queued = False
+                        self.waiting -= 1
+                        if lease.future.done():  # cancelled; its task has yet to run
+                            continue
+                        slot.state = LEASED
+                        slot.holder = lease
+                        if self.hooks.on_acquire is not None:
+                            self.hooks.on_acquire(slot.resource)
+                        lease.future.set_result(slot)
+                        return True
                 slot.state = IDLE
                 slot.idle_since = now
                 self.idle.append(slot)
-                return
+                return True
         slot.state = CLOSED  # in no state until decided below (never seen by others)
         if reason is None:
             reason = self._return_verdict(slot, now)
@@ -391,6 +412,7 @@ class PoolCore(Generic[R]):
         else:
             self._discard(slot, reason)
         self.reconcile()
+        return False
 
     def _return_verdict(self, slot: Slot[R], now: float) -> str | None:
         if self.state != OPEN:
@@ -695,6 +717,11 @@ class PoolCore(Generic[R]):
             if self.state == CLOSING and self.drained():
                 self.effects.append((DRAINED, None))
             return
+        if not self.refill and not self.oversized:
+            if self.waiting <= self.opening:
+                return  # every waiter has an open in flight, no refill is due, no surplus
+            if not self.idle and len(self.slots) + self.opening >= self.max_size:
+                return  # waiters, but no idle slot to give and no room to open one
         # Surplus idle slots above a lowered max_size.
         while self.idle and self.size() > self.max_size:
             self._discard(self.idle.popleft(), "resized")

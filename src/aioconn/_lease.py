@@ -15,6 +15,7 @@ from ._tasks import current_task
 from .connection import DEFAULT, CallTimeout
 
 if TYPE_CHECKING:
+    from ._core import PoolCore
     from ._runner import PoolRunner
 
 R = TypeVar("R")
@@ -33,16 +34,16 @@ class Lease(Waiter, Generic[R]):
     resource back with ``pool.put()``.
     """
 
-    __slots__ = ("_runner", "_slot", "_timeout")
+    __slots__ = ("_core", "_runner", "_slot", "_timeout")
     # No __init__: Pool.acquire() sets the fields (a Python __init__ cost ~50 ns of a ~1 µs
     # acquire + release: S1 in docs/benchmarks.md).
     _runner: PoolRunner[R]
+    _core: PoolCore[R]
     _timeout: CallTimeout
     _slot: Slot[R]
 
     async def __aenter__(self) -> R:
-        runner = self._runner
-        core = runner.core
+        core = self._core
         # The fast path, inlined (a call cost ~30 ns of a ~0.9 µs acquire + release): a fresh
         # idle slot while nobody queues, leased without awaiting. The core's reconcile step
         # would do nothing after it (idle slots exist only in an open pool; nobody waits; the
@@ -50,6 +51,7 @@ class Lease(Waiter, Generic[R]):
         # pool, inside a task of the pool's loop: the current task of that loop is then ours.
         # (get_running_loop() would say so too, at ~120 ns on 3.11; get_ident() costs ~25.)
         idle = core.idle
+        runner = self._runner
         if (
             idle
             and not core.waiting
@@ -78,30 +80,29 @@ class Lease(Waiter, Generic[R]):
                 self._slot = slot
                 return slot.resource
             idle.append(slot)  # not fresh: the slow path checks or retires it
-        loop = runner.loop
-        if core.state != OPEN or get_ident() != runner.thread or loop is None:
+        # In the thread that opened the pool, a current task of the pool's loop means that loop
+        # runs us (the exact check, get_running_loop(), costs ~120 ns on 3.11).
+        if get_ident() != runner.thread or (owner := current_task(runner.loop)) is None:
             raise runner.misuse_error()
-        if asyncio.get_running_loop() is not loop or (owner := current_task(loop)) is None:
-            raise runner.misuse_error()
+        timeout = self._timeout
+        limit = runner.acquire_timeout if timeout is DEFAULT else timeout
         if idle and not core.waiting:  # idle but not fresh, or a balancer to ask
-            slot = await runner.acquire_slow(self, owner, self._limit())
+            slot = await runner.acquire_slow(self, owner, limit)
         else:  # queue: inlined here, as another coroutine cost ~0.3 µs per contended acquire
             started = monotonic()
-            future = runner.enqueue(self, self._limit(), started, 0.0)
+            future = runner.enqueue(self, limit, started, 0.0)
             try:
                 slot = await future
             except BaseException:
                 runner.waiter_gone(self)
                 raise
-            runner.woke(slot, self, owner, started)
+            waited = core.lease_to(slot, self, owner, started)
+            if runner.slow_acquire is not None and waited > runner.slow_acquire:
+                runner.waited_long(waited)
+            if runner.leak_timeout is not None:
+                runner.watch(slot)
         self._slot = slot
         return slot.resource
-
-    def _limit(self) -> float | None:
-        timeout = self._timeout
-        if timeout is DEFAULT:
-            return self._runner.acquire_timeout
-        return timeout
 
     async def __aexit__(
         self,
@@ -109,17 +110,18 @@ class Lease(Waiter, Generic[R]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        runner = self._runner
         slot = self._slot
-        if slot.holder is not self or slot.state != LEASED:
-            runner.release_lost(self, slot)  # close() aborted it (or this is a second exit)
+        if slot.holder is not self:
+            self._runner.release_lost(self, slot)  # close() aborted it (or a second exit)
             return
-        core = runner.core
+        core = self._core
+        runner = self._runner
         if exc is None:
-            if runner.reset is not None and core.state == OPEN:
+            if core.resets and core.state == OPEN:
                 await runner.give_back(slot)
                 return
-            core.release(slot, None)
+            if core.release(slot, None):
+                return  # back to idle or to the next waiter: nothing left to do
         elif runner.recover is not None and core.state == OPEN:
             runner.start_recover(slot, exc)  # detached: the caller is not delayed
             return
@@ -148,5 +150,6 @@ async def get(runner: PoolRunner[R], timeout: CallTimeout) -> R:
     """``pool.get()``: lease a resource to the caller until ``pool.put()``."""
     lease: GetLease[R] = GetLease()
     lease._runner = runner
+    lease._core = runner.core
     lease._timeout = timeout
     return await lease.__aenter__()

@@ -69,6 +69,7 @@ class PoolRunner(Generic[R]):
         self.connector = connector
         self.check: Callable[[R], Awaitable[Any]] | None = getattr(connector, "check", None)
         self.reset: Callable[[R], Awaitable[Any]] | None = getattr(connector, "reset", None)
+        core.resets = self.reset is not None
         self.recover: Callable[[R, BaseException], Awaitable[Any]] | None = getattr(
             connector, "recover", None
         )
@@ -450,9 +451,13 @@ class PoolRunner(Generic[R]):
         """A queued caller woke with ``slot``: record the wait, watch for a leak."""
         waited = self.core.lease_to(slot, lease, owner, started)
         if self.slow_acquire is not None and waited > self.slow_acquire:
-            self.emit(AcquireWaitedLong(self.name, waited, self.slow_acquire))
+            self.waited_long(waited)
         if self.leak_timeout is not None:
             self.watch(slot)
+
+    def waited_long(self, waited: float) -> None:
+        assert self.slow_acquire is not None
+        self.emit(AcquireWaitedLong(self.name, waited, self.slow_acquire))
 
     def watch(self, slot: Slot[R]) -> None:
         assert self.loop is not None

@@ -31,13 +31,12 @@ class Waiter:
     ~1 µs acquire + release).
     """
 
-    __slots__ = ("aborted", "deadline", "future", "limit", "queued")
+    __slots__ = ("aborted", "future", "limit", "queued")
     block: ClassVar[bool] = True
     """An ``async with pool.acquire()`` block (``False``: a ``get()``, given back by ``put()``)."""
     future: asyncio.Future[Slot[Any]]
     queued: bool
     """In the waiter queue and counted in ``waiting``."""
-    deadline: float
     limit: float
     """The acquire timeout this caller waits with (for the ``PoolTimeout`` message)."""
     aborted: bool

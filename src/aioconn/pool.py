@@ -436,6 +436,7 @@ class Pool(Generic[R]):
             _validate.timeout("timeout", timeout)
         lease: Lease[R] = Lease()
         lease._runner = self._runner
+        lease._core = self._core
         lease._timeout = timeout
         return lease
 
