@@ -80,13 +80,15 @@ class Connection:
     the block's exception. ``Connection.unix(path)`` builds one for a Unix socket.
 
     Args:
-        host, port: where to connect (``port`` 0..65535).
+        host: the name or address to connect to.
+        port: the TCP port, 0..65535.
         ssl: ``True`` for a default, verifying TLS context; an ``ssl.SSLContext`` to use as
             given; ``None``/``False`` for plain TCP. Verification is never turned off for you.
         server_hostname: the name to verify the certificate against (default: ``host``).
         connect_timeout: seconds for resolution + TCP + TLS handshake, or ``None``.
         close_timeout: seconds a graceful close may take before the socket is aborted.
-        read_timeout, write_timeout: default deadline of each read / send call, or ``None``.
+        read_timeout: default deadline of each read call in seconds, or ``None``.
+        write_timeout: default deadline of each send call in seconds, or ``None``.
         local_addr: ``(host, port)`` to bind the local end to.
         happy_eyeballs_delay: seconds before racing the next address (RFC 8305), or ``None``
             to try addresses one after another.

@@ -64,11 +64,21 @@ class Endpoints:
         base_ejection: the first cool-down in seconds; each ejection in a row doubles it...
         max_ejection: ...up to this many seconds.
         seed: seeds the random choices of ``"random"`` and ``"p2c"`` (reproducible runs).
-        ssl, server_hostname, connect_timeout, close_timeout, read_timeout, write_timeout,
-            local_addr, happy_eyeballs_delay, nodelay, keepalive, limit: the ``Connection``
-            options, shared by every endpoint (an ``Endpoint`` may set its own ``ssl`` and
-            ``server_hostname``). ``retry`` is not taken: failing over is the retry, and the
-            pool's ``connect_retry`` retries a whole ``connect()``.
+        ssl: TLS for every endpoint, as for ``Connection`` (an ``Endpoint`` may set its own).
+        server_hostname: the name certificates are verified against (an ``Endpoint`` may set
+            its own); default: each endpoint's host.
+        connect_timeout: seconds for one connect attempt to one endpoint, or ``None``.
+        close_timeout: seconds a graceful close may take before the socket is aborted.
+        read_timeout: default deadline of each read call in seconds, or ``None``.
+        write_timeout: default deadline of each send call in seconds, or ``None``.
+        local_addr: ``(host, port)`` to bind the local end to.
+        happy_eyeballs_delay: seconds before racing the next address of one endpoint.
+        nodelay: keep ``TCP_NODELAY`` on.
+        keepalive: ``True`` or an ``aioconn.KeepAlive`` to enable TCP keepalive probes.
+        limit: the longest line or frame accepted, in bytes.
+
+    There is no ``retry``: failing over to the next endpoint is the retry, and the pool's
+    ``connect_retry`` retries a whole ``connect()``.
 
     Raises:
         TypeError, ValueError: for an invalid argument, naming it.

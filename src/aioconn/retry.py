@@ -47,6 +47,7 @@ class Retry:
     jitter: float = 1.0
     deadline: float | None = None
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+    """Where the jitter comes from; pass a seeded ``random.Random`` for reproducible pauses."""
 
     def __post_init__(self) -> None:
         _validate.integer("attempts", self.attempts, minimum=1)

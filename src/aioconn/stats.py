@@ -19,10 +19,15 @@ class Summary:
     """
 
     count: int = 0
+    """How many durations were recorded."""
     mean: float = 0.0
+    """Their average, in seconds (0 when there are none)."""
     p50: float = 0.0
+    """The median, in seconds (within 5 %)."""
     p99: float = 0.0
+    """The 99th percentile, in seconds (within 5 %)."""
     max: float = 0.0
+    """The longest, in seconds (exact)."""
     total: float = 0.0
     """The sum of all durations."""
     buckets: tuple[int, ...] = field(default=(), repr=False)
@@ -177,19 +182,27 @@ class EndpointStats:
     """One endpoint of a multi-endpoint pool, as ``aioconn.Endpoints`` sees it."""
 
     endpoint: str
+    """The endpoint as ``host:port`` (or its Unix path)."""
     state: str
     """``"healthy"``, ``"ejected"``, ``"half_open"`` or ``"draining"``."""
     weight: float
+    """Its share of traffic for the weighted strategies."""
     open: int
     """Connections to it that exist (idle + in use)."""
     in_use: int
+    """Connections to it lent out now."""
     idle: int
+    """Connections to it idle in the pool now."""
     failures: int
     """Connect failures since the pool opened."""
     consecutive_failures: int
+    """Connect failures since its last success; ejection counts these."""
     ejections: int
+    """How many times it was ejected since the pool opened."""
     last_error: str | None
+    """The last connect failure, as text; ``None`` if it never failed."""
     connect_time: Summary
+    """How long successful connects to it took."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,25 +210,39 @@ class PoolStats:
     """A snapshot of a pool: current state first, then counters since ``open()``."""
 
     name: str
+    """The pool's ``name`` (shown in logs and errors)."""
     size: int
     """Connections that exist: idle + in_use + opening + checking."""
     idle: int
+    """Connections open and waiting to be lent."""
     in_use: int
+    """Connections lent out (inside ``acquire`` blocks or taken with ``get``)."""
     opening: int
+    """Connects in flight."""
     checking: int
     """Idle connections taken aside by the keepalive check."""
     waiting: int
+    """Acquires queued for a connection now."""
     min_size: int
+    """The pool's ``min_size`` now (``resize`` changes it)."""
     max_size: int
+    """The pool's ``max_size`` now (``resize`` changes it)."""
     acquired: int
+    """Acquires that got a connection."""
     released: int
+    """Connections given back (returned to idle or discarded)."""
     created: int
+    """Connections opened successfully."""
     connect_failures: int
+    """Connects that failed (after ``connect_retry``, if any)."""
     timeouts: int
     """Acquires that failed with ``PoolTimeout``."""
     discarded: Discards
+    """Connections closed instead of reused, by reason."""
     acquire_wait: Summary
+    """How long acquires waited for a connection (0 on the fast path)."""
     hold_time: Summary
+    """How long connections stayed lent out."""
     endpoints: tuple[EndpointStats, ...] = ()
     """Per endpoint, with an ``aioconn.Endpoints`` connector; empty otherwise."""
     connect_time: Summary | None = None

@@ -30,9 +30,11 @@ class ProxyStats:
         accepted: client connections taken on as links, ever.
         closed: links fully closed (both sockets), ever.
         refused: client connections reset at once because the proxy was disabled.
-        upstream_bytes, downstream_bytes: bytes written to the server / to the clients, after
-            the toxics (dropped bytes never count, held bytes count once released).
-        upstream_read, downstream_read: bytes read from the clients / from the server.
+        upstream_bytes: bytes written to the server, after the toxics (dropped bytes never
+            count, held bytes count once released).
+        downstream_bytes: bytes written to the clients, after the toxics (likewise).
+        upstream_read: bytes read from the clients.
+        downstream_read: bytes read from the server.
     """
 
     open: int = 0
@@ -116,10 +118,19 @@ class ChaosProxy:
     in the order they were added. Leaving the block closes every link and socket.
 
     Args:
-        upstream_host, upstream_port: the server to forward to.
-        listen_host, listen_port: where to listen; port 0 picks a free one (see ``port``).
+        upstream_host: the server to forward to.
+        upstream_port: its port.
+        listen_host: the address to listen on (loopback by default).
+        listen_port: the port to listen on; 0 picks a free one (read it from ``port``).
         seed: seeds the RNG behind jitter, slicing and toxicity; ``None`` picks one at random,
             readable as ``proxy.seed`` (log it to replay a failure).
+
+    Attributes:
+        host: the address the proxy listens on.
+        port: the port it listens on (the bound one, once started).
+        upstream_host: the server it forwards to.
+        upstream_port: that server's port.
+        seed: the seed of its RNG, given or drawn.
 
     Example::
 

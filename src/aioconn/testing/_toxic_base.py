@@ -125,6 +125,7 @@ class Toxic(Generic[S]):
     name: str | None = None
 
     kind: ClassVar[str] = "toxic"
+    """The toxic's type, such as ``"latency"``; default names start with it."""
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:

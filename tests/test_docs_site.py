@@ -1,0 +1,127 @@
+"""The documentation site builds strict: a broken cross-reference or an undocumented public name
+fails it (``tools/mkdocs_hooks.py``), and the reference pages carry the API."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import ModuleType
+
+import griffe
+
+ROOT = Path(__file__).resolve().parent.parent
+MKDOCS = [sys.executable, "-m", "mkdocs", "build", "--strict"]  # --quiet would hide warnings
+
+
+def load_hooks() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("mkdocs_hooks", ROOT / "tools/mkdocs_hooks.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def build(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*MKDOCS, "--config-file", str(config), "--site-dir", str(site)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
+
+
+def test_the_site_builds_strict_with_reference_pages_and_a_search_index(tmp_path: Path) -> None:
+    result = build(ROOT / "mkdocs.yml", tmp_path)
+    assert result.returncode == 0, result.stderr
+    pool = (tmp_path / "reference/pool/index.html").read_text()
+    assert 'id="aioconn.Pool"' in pool
+    assert 'id="aioconn.Pool.acquire"' in pool
+    assert "max_size" in pool
+    index = (tmp_path / "reference/index.html").read_text()
+    assert 'href="pool/#aioconn.Pool"' in index  # a cross-reference, resolved
+    for page in (
+        "connection",
+        "connector",
+        "endpoints",
+        "errors",
+        "retry",
+        "stats",
+        "events",
+        "testing",
+        "metrics",
+    ):
+        assert (tmp_path / f"reference/{page}/index.html").is_file(), page
+    assert '<h2 id="unreleased">[Unreleased]' in (tmp_path / "changelog/index.html").read_text()
+    docs = json.loads((tmp_path / "search/search_index.json").read_text())["docs"]
+    assert any(d["location"] == "reference/pool/#aioconn.Pool.acquire" for d in docs)
+
+
+def test_a_broken_cross_reference_fails_the_build(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "index.md").write_text("# Broken\n\nSee [the pool][aioconn.NoSuchPool].\n")
+    config = tmp_path / "mkdocs.yml"
+    text = (ROOT / "mkdocs.yml").read_text()
+    text = text.replace("docs_dir: docs", f"docs_dir: {docs}").split("\nnav:")[0]
+    config.write_text(
+        text.replace("tools/mkdocs_hooks.py", str(ROOT / "tools/mkdocs_hooks.py")).replace(
+            "paths: [src]", f"paths: [{ROOT / 'src'}]"
+        )
+    )
+    result = build(config, tmp_path / "site")
+    assert result.returncode == 1
+    assert "Could not find cross-reference target 'aioconn.NoSuchPool'" in result.stderr
+
+
+def test_the_hook_names_every_public_name_without_a_docstring(tmp_path: Path) -> None:
+    package = tmp_path / "sample"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        textwrap.dedent('''
+            """A sample package."""
+
+            __all__ = ["Documented", "Bare", "helper"]
+
+
+            class Documented:
+                """Has a docstring.
+
+                Attributes:
+                    described: in the class docstring, which counts.
+                """
+
+                described: int = 0
+                own: int = 0
+                """Its own docstring."""
+
+                def method(self) -> None:
+                    pass
+
+
+            class Bare:
+                pass
+
+
+            def helper() -> None:
+                """Documented."""
+
+
+            def _private() -> None:
+                pass
+        ''')
+    )
+    loaded = griffe.load("sample", search_paths=[str(tmp_path)])
+    assert isinstance(loaded, griffe.Module)
+    missing = load_hooks().undocumented(loaded, ("sample",))
+    assert missing == ["sample.Bare", "sample.Documented.method"]
+    shutil.rmtree(package)
