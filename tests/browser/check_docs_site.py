@@ -103,7 +103,11 @@ def heading_texts(page: Page, selector: str) -> list[str]:
 def test_home_page_renders_its_headings_and_navigation(page: Page, site_url: str) -> None:
     page.goto(f"{site_url}/")
     assert heading_texts(page, "article h1") == ["aioconn"]
-    assert heading_texts(page, "article h2") == ["A pool in ten lines", "Where to go", "See it work"]
+    assert heading_texts(page, "article h2") == [
+        "A pool in ten lines",
+        "Where to go",
+        "See it work",
+    ]
     nav = page.locator("nav.md-nav--primary")
     for section in ("Guides", "Reference", "Changelog"):
         expect(nav.get_by_text(section, exact=True).first).to_be_attached()
