@@ -55,8 +55,8 @@ def test_plain_demo_keeps_every_promise_and_shows_the_naive_pool_failing() -> No
     assert "4 of 4 steps behaved as shown; server saw 4 connections opened and 4 closed" in out
     plan = make_plan(SEED, quick=True)
     assert (plan.count("cancel"), plan.count("deadline"), len(plan.requests)) == (133, 165, 800)
-    assert "800 requests from 200 concurrent tasks, a pool of 4" in out
-    assert "133 cancelled and 165 under a deadline" in out
+    assert "800 requests from 200 concurrent tasks share a pool of 4 connections" in out
+    assert "133 requests are cancelled and\n    165 run under a deadline" in out
     for label in ("aioconn Pool", "naive asyncio.Queue pool"):
         marks = re.findall(rf"^    {re.escape(label)}: (\d+)/800 requests finished$", out, re.M)
         assert marks == ["200", "400", "600", "800"]
@@ -66,14 +66,14 @@ def test_plain_demo_keeps_every_promise_and_shows_the_naive_pool_failing() -> No
     assert table_row(out, "reused after a cut-off or failure")[1] == "0"
     assert table_row(out, "waiters overtaken (FIFO)")[1] == "0"
     assert table_row(out, "open on the server after close")[1:] == ["0", "0", "kept"]
-    completed, cut = table_row(out, "completed"), table_row(out, "cancelled / timed out")
+    completed, cut = table_row(out, "got a reply"), table_row(out, "cancelled / timed out")
     cancelled, timed_out = (int(n) for n in cut[1].split(" / "))
     failed = int(table_row(out, "failed (reset by the network)")[1])
     assert int(completed[1]) + cancelled + timed_out + failed == 800
     assert "BROKEN" not in out
     assert "aioconn kept all 7 promises." in out
     naive = re.search(
-        r"The naive pool handed (\d+) callers another request's reply and (\d+) a connection",
+        r"The naive pool handed (\d+) callers another request's reply, and (\d+) a connection",
         out,
     )
     assert naive is not None

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from ._connecting import connect
 from ._demo_chaos import run_act_two
-from ._demo_plan import CUT_SHARE, LATENCY, POOL_SIZE, RESET_SHARE, make_plan
+from ._demo_plan import LATENCY, POOL_SIZE, RESET_SHARE, make_plan
 from ._demo_summary import summary_rows
 from ._demo_view import View, make_view
 from .errors import ReadTimeout
@@ -126,7 +126,7 @@ async def _act_one(view: View) -> int:
         await demo.step("3. a task cancelled mid-read still closes", cancel_mid_read)
         await demo.step("4. a read timeout still closes", read_timeout)
         total = 4
-        view.line("")
+        view.blank()
         view.line(
             f"{total - demo.failures} of {total} steps behaved as shown;"
             f" server saw {server.opened} connections opened and {server.closed} closed"
@@ -138,22 +138,23 @@ async def _act_two(view: View, seed: int, quick: bool) -> int:
     """The storm through both pools and the summary; the number of promises broken."""
     plan = make_plan(seed, quick=quick)
     view.heading("act two: the pool under chaos")
-    view.line(
-        f"{len(plan.requests)} requests from {plan.concurrency} concurrent tasks, a pool of"
-        f" {POOL_SIZE}, through a chaos proxy: {LATENCY * 1000:.0f} ms latency ± jitter each way,"
-    )
-    view.line(
-        f"replies cut into pieces, {RESET_SHARE:.0%} of connections reset on their first reply,"
-        f" {CUT_SHARE:.0%} of requests cut off:"
-    )
-    view.line(
-        f"{plan.count('cancel')} cancelled and {plan.count('deadline')} under a deadline, each at"
-        f" a random instant, queued or mid-request (seed {seed}; --seed {seed} replays it)"
-    )
+    ms = LATENCY * 1000
+    for text in (
+        f"{len(plan.requests)} requests from {plan.concurrency} concurrent tasks share a pool of"
+        f" {POOL_SIZE} connections",
+        f"to the echo server, through a chaos proxy: {ms:.0f} ms ± {ms:.0f} ms latency, replies"
+        " cut into pieces,",
+        f"{RESET_SHARE:.0%} of connections reset on their first reply."
+        f" {plan.count('cancel')} requests are cancelled and",
+        f"{plan.count('deadline')} run under a deadline, each cut off at a random instant,"
+        " queued or mid-request.",
+        f"Then the same storm through a naive pool. Seed {seed}: --seed {seed} replays it.",
+    ):
+        view.line(text)
     act = await run_act_two(plan, view.progress)
     view.summary(summary_rows(act))
     broken = [text for text, kept in act.promises().values() if not kept]
-    view.line("")
+    view.blank()
     if broken:
         for text in broken:
             view.line(f"BROKEN: {text}")
@@ -161,7 +162,8 @@ async def _act_two(view: View, seed: int, quick: bool) -> int:
         view.line(f"aioconn kept all {len(act.promises())} promises.")
     n = act.naive
     view.line(
-        f"The naive pool handed {n.mismatched} callers another request's reply and"
-        f" {n.dead_reused} a connection that had already failed."
+        f"The naive pool handed {n.mismatched} callers another request's reply, and"
+        f" {n.dead_reused} a connection"
     )
+    view.line("on which an earlier request had failed or been cut off.")
     return len(broken)

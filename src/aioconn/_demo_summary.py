@@ -21,7 +21,7 @@ def summary_rows(act: ActTwo) -> list[Row]:
     kept = {key: ok for key, (_, ok) in act.promises().items()}
     return [
         Row("requests (concurrent tasks)", f"{p.total} ({act.plan.concurrency})", f"{n.total}"),
-        Row("completed", str(p.completed), str(n.completed)),
+        Row("got a reply (right or wrong)", str(p.completed), str(n.completed)),
         Row(
             "cancelled / timed out, as planned",
             f"{p.cancelled} / {p.timed_out}",

@@ -31,6 +31,8 @@ class View(Protocol):
 
     def line(self, text: str) -> None: ...
 
+    def blank(self) -> None: ...
+
     def progress(
         self, label: str, total: int
     ) -> contextlib.AbstractContextManager[Callable[[Tally], None]]: ...
@@ -50,6 +52,9 @@ class PlainView:
 
     def line(self, text: str) -> None:
         print(f"    {text}", flush=True)
+
+    def blank(self) -> None:
+        print(flush=True)
 
     @contextlib.contextmanager
     def progress(self, label: str, total: int) -> Iterator[Callable[[Tally], None]]:
@@ -91,6 +96,9 @@ class RichView:
 
     def line(self, text: str) -> None:
         self.console.print(f"    {text}", markup=False)
+
+    def blank(self) -> None:
+        self.console.print()
 
     @contextlib.contextmanager
     def progress(self, label: str, total: int) -> Iterator[Callable[[Tally], None]]:
