@@ -24,6 +24,7 @@ def load_hooks() -> ModuleType:
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up while being made
     spec.loader.exec_module(module)
     return module
 
@@ -83,45 +84,71 @@ def test_a_broken_cross_reference_fails_the_build(tmp_path: Path) -> None:
     assert "Could not find cross-reference target 'aioconn.NoSuchPool'" in result.stderr
 
 
-def test_the_hook_names_every_public_name_without_a_docstring(tmp_path: Path) -> None:
+def test_the_hook_names_every_undocumented_name_and_parameter(tmp_path: Path) -> None:
     package = tmp_path / "sample"
     package.mkdir()
     (package / "__init__.py").write_text(
         textwrap.dedent('''
             """A sample package."""
 
-            __all__ = ["Documented", "Bare", "helper"]
+            from dataclasses import dataclass
+
+            __all__ = ["Bare", "Documented", "Fields", "helper"]
 
 
             class Documented:
                 """Has a docstring.
 
-                Attributes:
-                    described: in the class docstring, which counts.
+                Args:
+                    size: described here, which counts for the parameter and the attribute.
+                    *names: so is a star parameter.
                 """
 
                 described: int = 0
-                own: int = 0
                 """Its own docstring."""
 
-                def method(self) -> None:
+                def __init__(self, size: int, *names: str, colour: str = "") -> None:
+                    self.size = size
+
+                def method(self, count: int) -> None:
                     pass
+
+
+            @dataclass
+            class Fields:
+                """A dataclass: a documented field documents its parameter."""
+
+                kept: int
+                """Documented."""
+                forgotten: int
 
 
             class Bare:
                 pass
 
 
-            def helper() -> None:
-                """Documented."""
+            def helper(first: int, second: int) -> None:
+                """Documents one of two.
+
+                Args:
+                    first: the first.
+                """
 
 
-            def _private() -> None:
+            def _private(anything: int) -> None:
                 pass
         ''')
     )
     loaded = griffe.load("sample", search_paths=[str(tmp_path)])
     assert isinstance(loaded, griffe.Module)
-    missing = load_hooks().undocumented(loaded, ("sample",))
-    assert missing == ["sample.Bare", "sample.Documented.method"]
+    found = [str(gap) for gap in load_hooks().gaps(loaded, ("sample",))]
+    assert found == [
+        "sample.Bare: no docstring",
+        "sample.Documented: parameter 'colour' not in Args",
+        "sample.Documented.method: no docstring",
+        "sample.Documented.method: parameter 'count' not in Args",
+        "sample.Fields: parameter 'forgotten' not in Args",
+        "sample.Fields.forgotten: no docstring",
+        "sample.helper: parameter 'second' not in Args",
+    ]
     shutil.rmtree(package)

@@ -26,6 +26,10 @@ class Error(Exception):
 class ConnectError(Error, ConnectionError):
     """Opening a connection failed.
 
+    Args:
+        message: what failed, with the numbers.
+        attempts: ``(address, reason)`` for every address that was tried, in order.
+
     Attributes:
         attempts: ``(address, reason)`` for every address that was tried, in order.
     """

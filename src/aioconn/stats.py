@@ -42,6 +42,9 @@ class Summary:
         under a bound when its middle does, so a duration within 5 % of a bound may be counted
         on the other side of it; durations of 0 (and below 1 µs) count under every bound.
 
+        Args:
+            bounds: the upper bounds, ascending positive seconds.
+
         Raises:
             ValueError: ``bounds`` are not ascending positive numbers.
         """
@@ -58,6 +61,9 @@ class Summary:
         snapshot from before a reset counts as ``None``). ``seconds`` is the middle of the
         bucket, the value ``cumulative`` places: recording each pair ``count`` times into
         another histogram reproduces this one's bucket counts exactly (its sum to within 5 %).
+
+        Args:
+            since: an earlier snapshot of the same recorder, or ``None``.
         """
         before = since.buckets if since is not None else ()
         if len(before) != len(self.buckets) or any(

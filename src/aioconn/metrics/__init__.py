@@ -345,6 +345,10 @@ def samples(
 
     A pool must be read from the thread that runs its event loop; the exporters see to that.
 
+    Args:
+        source: a ``PoolStats`` snapshot, or anything with a ``stats()`` method returning one.
+        buckets: upper bounds, in seconds, of the histograms' buckets.
+
     Raises:
         ValueError: ``buckets`` are not ascending positive seconds.
     """
@@ -381,6 +385,9 @@ def samples(
 
 def as_bounds(buckets: Sequence[float]) -> tuple[float, ...]:
     """``buckets`` as a tuple of floats, checked: ascending positive seconds, at least one.
+
+    Args:
+        buckets: upper bounds in seconds.
 
     Raises:
         ValueError: they are not.

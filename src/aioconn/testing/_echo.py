@@ -150,7 +150,15 @@ class EchoServer:
         return len(writers)
 
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
-        """Wait until ``predicate()`` holds; re-checked whenever a connection opens or closes."""
+        """Wait until ``predicate()`` holds; re-checked whenever a connection opens or closes.
+
+        Only opens and closes wake the check: for other counters (``requests``,
+        ``bytes_received``) wait on an event of your own, or on a ``ChaosProxy``'s ``wait_for``.
+        Bound the wait with ``asyncio.timeout``.
+
+        Args:
+            predicate: a function of no arguments, true when the wait is over.
+        """
         if predicate():
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -163,7 +171,11 @@ class EchoServer:
                 self._conditions.remove(entry)
 
     async def wait_open_count(self, n: int) -> None:
-        """Wait until exactly ``n`` connections are open on the server side."""
+        """Wait until exactly ``n`` connections are open on the server side.
+
+        Args:
+            n: the number of open connections to wait for.
+        """
         await self.wait_until(lambda: self.open_count == n)
 
     def _notify(self) -> None:
