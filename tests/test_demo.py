@@ -25,6 +25,7 @@ PROMISE_ROWS = (
     "waiters overtaken (FIFO)",
     "discarded, by reason",
     "close() with 2 stuck, bound 0.5 s",
+    "stranded when the storm ended",
     "open on the server after close",
 )
 
@@ -66,10 +67,15 @@ def test_plain_demo_keeps_every_promise_and_shows_the_naive_pool_failing() -> No
     assert table_row(out, "reused after a cut-off or failure")[1] == "0"
     assert table_row(out, "waiters overtaken (FIFO)")[1] == "0"
     assert table_row(out, "open on the server after close")[1:] == ["0", "0", "kept"]
+    assert table_row(out, "stranded when the storm ended")[1:] == ["0", "0", "kept"]
+    close = table_row(out, "close() with 2 stuck")[1]
+    assert re.fullmatch(r"\d\.\d\d s, aborted 2(, pool_closed \d)?", close), close
     completed, cut = table_row(out, "got a reply"), table_row(out, "cancelled / timed out")
     cancelled, timed_out = (int(n) for n in cut[1].split(" / "))
     failed = int(table_row(out, "failed (reset by the network)")[1])
     assert int(completed[1]) + cancelled + timed_out + failed == 800
+    # Each reply a caller got, the server sent; it also answered some whose caller was gone.
+    assert int(table_row(out, "answered, by the server's count")[1]) >= int(completed[1])
     assert "BROKEN" not in out
     assert "aioconn kept all 7 promises." in out
     naive = re.search(

@@ -15,6 +15,7 @@ from ._demo_storm import run_storm
 from .connection import Connection
 from .connector import TCPConnector
 from .pool import Pool
+from .stats import Discards
 from .testing import ChaosProxy, EchoServer, latency, reset_peer, slicer
 
 STORM_LIMIT = 45.0  # seconds: a storm still running by then is a hang, and a broken promise
@@ -43,8 +44,10 @@ class ActTwo:
     stuck_ended: int = 0
     size_after_close: int = -1
     server_open_after: dict[str, int] = field(default_factory=dict)
-    naive_stranded: int = 0
-    served_by_server: dict[str, int] = field(default_factory=dict)
+    stranded: dict[str, int] = field(default_factory=dict)
+    """Connections still out of the pool once every request of the storm had ended."""
+    answered: dict[str, int] = field(default_factory=dict)
+    """Requests the server answered during each storm, by its own count."""
 
     def promises(self) -> dict[str, tuple[str, bool]]:
         """What aioconn promises, by key: the promise in words, and whether this run kept it."""
@@ -67,17 +70,20 @@ class ActTwo:
                 self.close_seconds <= CLOSE_TIMEOUT + CLOSE_SLACK and self.stuck_ended == STUCK,
             ),
             "leaks": (
-                "nothing leaked: the pool and the server count 0 open connections",
-                self.size_after_close == 0 and self.server_open_after.get("pooled") == 0,
+                "nothing leaked: none stranded, and the pool and the server count 0 open",
+                self.stranded.get("pooled") == 0
+                and self.size_after_close == 0
+                and self.server_open_after.get("pooled") == 0,
             ),
         }
 
 
-def _nonzero(stats: object) -> dict[str, int]:
+def _nonzero(discarded: Discards) -> dict[str, int]:
+    """The reasons with a count, by field name (whatever reasons this version of the pool has)."""
     return {
         f.name: value
-        for f in dataclasses.fields(stats)  # type: ignore[arg-type]  # a stats dataclass
-        if isinstance(value := getattr(stats, f.name), int) and value
+        for f in dataclasses.fields(discarded)
+        if isinstance(value := getattr(discarded, f.name), int) and value
     }
 
 
@@ -181,8 +187,9 @@ async def run_act_two(
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(STORM_LIMIT):
                             await run_storm(plan, _PooledClient(pool), act.pooled, on_finished)
-                act.served_by_server["pooled"] = server.requests - answered
+                act.answered["pooled"] = server.requests - answered
                 stats = pool.stats()
+                act.stranded["pooled"] = stats.in_use
                 act.discarded = _nonzero(stats.discarded)
                 act.discarded_total = stats.discarded.total
                 act.acquired, act.released = stats.acquired, stats.released
@@ -199,8 +206,8 @@ async def run_act_two(
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(STORM_LIMIT):
                             await run_storm(plan, naive, act.naive, on_finished)
-                act.served_by_server["naive"] = server.requests - answered
-                act.naive_stranded = naive.stranded
+                act.answered["naive"] = server.requests - answered
+                act.stranded["naive"] = naive.stranded
             finally:
                 await naive.close()
         act.server_open_after["naive"] = await _settled(server)

@@ -99,9 +99,14 @@ class _Storm(Generic[C]):
             if plan.cut == "cancel" and plan.phase == "waiting"
             else None
         )
-        await asyncio.wait([task])
-        if outside is not None:
-            outside.cancel()
+        try:
+            await asyncio.wait([task])
+        except BaseException:  # the storm itself was cut short: take the request down with it
+            task.cancel()
+            raise
+        finally:
+            if outside is not None:
+                outside.cancel()
         tally = self.tally
         if task.cancelled():
             if plan.cut == "cancel":

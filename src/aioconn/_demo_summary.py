@@ -23,6 +23,11 @@ def summary_rows(act: ActTwo) -> list[Row]:
         Row("requests (concurrent tasks)", f"{p.total} ({act.plan.concurrency})", f"{n.total}"),
         Row("got a reply (right or wrong)", str(p.completed), str(n.completed)),
         Row(
+            "answered, by the server's count",
+            str(act.answered.get("pooled")),
+            str(act.answered.get("naive")),
+        ),
+        Row(
             "cancelled / timed out, as planned",
             f"{p.cancelled} / {p.timed_out}",
             f"{n.cancelled} / {n.timed_out}",
@@ -53,6 +58,12 @@ def summary_rows(act: ActTwo) -> list[Row]:
             f"{act.close_seconds:.2f} s, {_reasons(act.close_discarded)}",
             "n/a",
             kept["close"],
+        ),
+        Row(
+            "stranded when the storm ended",
+            str(act.stranded.get("pooled")),
+            str(act.stranded.get("naive")),
+            kept["leaks"],
         ),
         Row(
             "open on the server after close",
