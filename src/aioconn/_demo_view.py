@@ -105,7 +105,7 @@ class RichView:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
         with Progress(
-            f"    {label}",
+            f"    {label:<24}",
             BarColumn(),
             MofNCompleteColumn(),
             "requests",
