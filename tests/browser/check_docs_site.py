@@ -5,7 +5,8 @@ root) and by CI after ``make test``; ``pytest`` alone does not collect this file
 not start with ``test_``), so ``make test`` works without root. It builds the site strict into
 ``site/``, serves it on a free loopback port, and checks the home page, the ``Pool`` reference
 page (headings, a resolved cross-reference) and search; it saves a screenshot of the ``Pool``
-page to ``site/_screenshots/pool.png`` for a person to look at.
+page to ``site/_screenshots/pool.png`` (and the home page to ``home.png``) for a person to
+look at.
 """
 
 from __future__ import annotations
@@ -95,6 +96,12 @@ def page(browser: BrowserContext) -> Iterator[Page]:
     assert errors == [], errors  # the site's scripts ran without an exception
 
 
+def screenshot(page: Page, name: str) -> None:
+    """Save what the browser shows to ``site/_screenshots/<name>``, for a person to look at."""
+    SITE.joinpath("_screenshots").mkdir(exist_ok=True)
+    page.screenshot(path=str(SITE / "_screenshots" / name))
+
+
 def heading_texts(page: Page, selector: str) -> list[str]:
     """The headings' text as a reader sees it, without the ``¶`` permalink after each."""
     return [text.replace("¶", "").strip() for text in page.locator(selector).all_inner_texts()]
@@ -111,6 +118,7 @@ def test_home_page_renders_its_headings_and_navigation(page: Page, site_url: str
     nav = page.locator("nav.md-nav--primary")
     for section in ("Guides", "Reference", "Changelog"):
         expect(nav.get_by_text(section, exact=True).first).to_be_attached()
+    screenshot(page, "home.png")
 
 
 def test_a_cross_reference_leads_to_the_pool_reference_page(page: Page, site_url: str) -> None:
@@ -127,8 +135,7 @@ def test_a_cross_reference_leads_to_the_pool_reference_page(page: Page, site_url
     # The signature's types link to their own pages: a Connector to the connectors page.
     connector = page.locator('[id="aioconn.Pool"] ~ div a[href*="connector/#aioconn"]').first
     expect(connector).to_be_attached()
-    SITE.joinpath("_screenshots").mkdir(exist_ok=True)
-    page.screenshot(path=str(SITE / "_screenshots/pool.png"))
+    screenshot(page, "pool.png")
 
 
 def test_search_finds_acquire(page: Page, site_url: str) -> None:
