@@ -7,7 +7,9 @@ timing decides (how many requests completed) is asserted as a whole.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pty
 import re
 import subprocess
 import sys
@@ -93,6 +95,37 @@ def test_rich_demo_draws_a_table_without_colour_into_a_pipe() -> None:
     assert "\x1b[" not in result.stdout  # not a terminal: no colour, no cursor movement
     assert "┃" in result.stdout  # rich's table, not the plain one
     assert "aioconn kept all 7 promises." in result.stdout
+
+
+def run_in_terminal(env: dict[str, str]) -> str:
+    """The demo's output as a terminal receives it (stdout is a pseudo-terminal)."""
+    leader, follower = pty.openpty()
+    command = [sys.executable, "-m", "aioconn", "demo", "--quick", "--seed", str(SEED)]
+    with subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, env=env
+    ) as process:
+        os.close(follower)
+        chunks: list[bytes] = []
+        with contextlib.suppress(OSError):  # EIO once the demo has exited and closed its end
+            while chunk := os.read(leader, 65536):
+                chunks.append(chunk)
+        os.close(leader)
+        assert process.wait(timeout=50) == 0
+    return b"".join(chunks).decode()
+
+
+COLOUR = re.compile(r"\x1b\[[0-9;]*(?:3[0-7]|9[0-7]|38;[0-9;]+)m")  # a foreground colour
+
+
+def test_rich_demo_colours_a_terminal_unless_no_color_is_set() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONASYNCIODEBUG", "NO_COLOR")}
+    env |= {"COLUMNS": "120", "TERM": "xterm-256color"}
+    coloured = run_in_terminal(env)
+    assert COLOUR.search(coloured), coloured[-2000:]
+    assert "aioconn kept all 7 promises." in coloured
+    plain = run_in_terminal(env | {"NO_COLOR": "1"})
+    assert COLOUR.search(plain) is None, plain[-2000:]
+    assert "aioconn kept all 7 promises." in plain
 
 
 def test_a_seed_that_is_not_a_number_is_an_argument_error(
