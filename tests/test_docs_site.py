@@ -10,10 +10,12 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import griffe
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 MKDOCS = [sys.executable, "-m", "mkdocs", "build", "--strict"]  # --quiet would hide warnings
@@ -84,7 +86,9 @@ def test_a_broken_cross_reference_fails_the_build(tmp_path: Path) -> None:
     assert "Could not find cross-reference target 'aioconn.NoSuchPool'" in result.stderr
 
 
-def test_the_hook_names_every_undocumented_name_and_parameter(tmp_path: Path) -> None:
+@pytest.fixture
+def sample(tmp_path: Path) -> Iterator[griffe.Module]:
+    """A small package with every kind of gap the hooks look for, loaded by griffe."""
     package = tmp_path / "sample"
     package.mkdir()
     (package / "__init__.py").write_text(
@@ -141,7 +145,12 @@ def test_the_hook_names_every_undocumented_name_and_parameter(tmp_path: Path) ->
     )
     loaded = griffe.load("sample", search_paths=[str(tmp_path)])
     assert isinstance(loaded, griffe.Module)
-    found = [str(gap) for gap in load_hooks().gaps(loaded, ("sample",))]
+    yield loaded
+    shutil.rmtree(package)
+
+
+def test_the_hook_names_every_undocumented_name_and_parameter(sample: griffe.Module) -> None:
+    found = [str(gap) for gap in load_hooks().gaps(sample, ("sample",))]
     assert found == [
         "sample.Bare: no docstring",
         "sample.Documented: parameter 'colour' not in Args",
@@ -151,4 +160,14 @@ def test_the_hook_names_every_undocumented_name_and_parameter(tmp_path: Path) ->
         "sample.Fields.forgotten: no docstring",
         "sample.helper: parameter 'second' not in Args",
     ]
-    shutil.rmtree(package)
+
+
+def test_the_hook_names_every_public_name_no_reference_page_renders(
+    sample: griffe.Module, tmp_path: Path
+) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("# Sample\n\n::: sample.Documented\n\n:::sample.helper\n")
+    hooks = load_hooks()
+    assert hooks.unrendered(sample, [page], ("sample",)) == ["sample.Bare", "sample.Fields"]
+    page.write_text("# Sample\n\n::: sample\n")  # the whole module renders every name
+    assert hooks.unrendered(sample, [page], ("sample",)) == []

@@ -9,7 +9,9 @@ itself reads) and log a warning for:
   ``Args:`` section;
 - a parameter of a public function, method or class that its ``Args:`` section does not
   describe (for a class: its own ``Args:``/``Attributes:``, or a documented attribute of the
-  same name, as dataclass fields have).
+  same name, as dataclass fields have);
+- a public name that no reference page renders (``::: name``, or ``::: module`` for all of a
+  module's names), so that a new export cannot be left out of the reference.
 
 ``mkdocs build --strict`` turns each warning into a failure.
 """
@@ -17,6 +19,7 @@ itself reads) and log a warning for:
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +102,27 @@ def gaps(package: griffe.Module, modules: tuple[str, ...] = PUBLIC_MODULES) -> l
     return found
 
 
+def unrendered(
+    package: griffe.Module, pages: list[Path], modules: tuple[str, ...] = PUBLIC_MODULES
+) -> list[str]:
+    """The public names of ``modules`` that no ``::: identifier`` line of ``pages`` renders."""
+    rendered = {
+        match[1]
+        for page in pages
+        for match in re.finditer(r"^::: *(\S+)", page.read_text(), flags=re.MULTILINE)
+    }
+    missing: list[str] = []
+    for module_path in modules:
+        inner = module_path.removeprefix(package.path).removeprefix(".")
+        module = package[inner] if inner else package
+        names = module.exports if module.exports is not None else list(module.members)
+        for name in sorted(str(n) for n in names):
+            path = f"{module_path}.{name}"
+            if not name.startswith("_") and module_path not in rendered and path not in rendered:
+                missing.append(path)
+    return missing
+
+
 def undocumented(package: griffe.Module, modules: tuple[str, ...] = PUBLIC_MODULES) -> list[str]:
     """The public names, as users import them, that have no docstring anywhere."""
     return [gap.path for gap in gaps(package, modules) if gap.problem == "no docstring"]
@@ -160,6 +184,8 @@ def on_pre_build(config: Any) -> None:
     """Load the package as mkdocstrings will, and warn about each gap."""
     package = griffe.load("aioconn", search_paths=[str(ROOT / "src")], resolve_aliases=True)
     assert isinstance(package, griffe.Module)
+    for path in unrendered(package, sorted((ROOT / "docs" / "reference").glob("*.md"))):
+        log.warning("on no reference page: %s (add `::: %s` to docs/reference/)", path, path)
     for gap in gaps(package):
         if gap.filepath in PENDING_REWRITE:
             log.info("undocumented, pending the rewrite of %s: %s", gap.filepath, gap)
