@@ -1,5 +1,6 @@
-"""The documentation site builds strict: a broken cross-reference or an undocumented public name
-fails it (``tools/mkdocs_hooks.py``), and the reference pages carry the API."""
+"""The documentation site builds strict, and the strict build catches what it should: a broken
+cross-reference, an undocumented public name or parameter, a name on no reference page
+(``tools/mkdocs_hooks.py``); the reference pages carry the API."""
 
 from __future__ import annotations
 
@@ -171,3 +172,14 @@ def test_the_hook_names_every_public_name_no_reference_page_renders(
     assert hooks.unrendered(sample, [page], ("sample",)) == ["sample.Bare", "sample.Fields"]
     page.write_text("# Sample\n\n::: sample\n")  # the whole module renders every name
     assert hooks.unrendered(sample, [page], ("sample",)) == []
+
+
+def test_the_defaults_the_docstrings_state_are_the_defaults() -> None:
+    # Signatures show these as constant names, so the Args of connect(), Connection and the
+    # connectors state the values; this keeps the two in step.
+    from aioconn import _options
+
+    assert _options.DEFAULT_CONNECT_TIMEOUT == 10.0
+    assert _options.DEFAULT_CLOSE_TIMEOUT == 2.0
+    assert _options.DEFAULT_HAPPY_EYEBALLS_DELAY == 0.25
+    assert _options.DEFAULT_LIMIT == 65536

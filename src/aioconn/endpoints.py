@@ -67,15 +67,16 @@ class Endpoints:
         ssl: TLS for every endpoint, as for ``Connection`` (an ``Endpoint`` may set its own).
         server_hostname: the name certificates are verified against (an ``Endpoint`` may set
             its own); default: each endpoint's host.
-        connect_timeout: seconds for one connect attempt to one endpoint, or ``None``.
-        close_timeout: seconds a graceful close may take before the socket is aborted.
+        connect_timeout: seconds for one attempt at one endpoint (default 10.0); ``None``: no limit.
+        close_timeout: seconds a graceful close may take before the socket is aborted
+            (default 2.0).
         read_timeout: default deadline of each read call in seconds, or ``None``.
         write_timeout: default deadline of each send call in seconds, or ``None``.
         local_addr: ``(host, port)`` to bind the local end to.
-        happy_eyeballs_delay: seconds before racing the next address of one endpoint.
+        happy_eyeballs_delay: seconds before racing an endpoint's next address (default 0.25).
         nodelay: keep ``TCP_NODELAY`` on.
         keepalive: ``True`` or an ``aioconn.KeepAlive`` to enable TCP keepalive probes.
-        limit: the longest line or frame accepted, in bytes.
+        limit: the longest line or frame accepted, in bytes (default 65536).
 
     There is no ``retry``: failing over to the next endpoint is the retry, and the pool's
     ``connect_retry`` retries a whole ``connect()``.
