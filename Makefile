@@ -75,4 +75,4 @@ soak: $(VENV)/.installed-dev
 	AIOCONN_SOAK_SECONDS=$(SOAK_SECONDS) PYTHONASYNCIODEBUG=1 $(BIN)/pytest -q tests/reliability/test_soak.py
 
 clean:
-	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) build dist site .mypy_cache .ruff_cache .pytest_cache
