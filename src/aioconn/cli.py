@@ -37,6 +37,11 @@ def _add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
         "requests, cancels, deadlines and resets through aioconn's Pool and through a naive "
         "asyncio.Queue pool, then a table of what each did. Exit status 0 only if aioconn "
         "kept every promise.",
+        epilog="examples:\n"
+        "  aioconn demo                   both acts; rich output when aioconn[cli] is installed\n"
+        "  aioconn demo --quick --plain   a shorter storm, in plain text\n"
+        "  aioconn demo --seed 2026       replay the storm of seed 2026",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo.add_argument(
         "--plain", action="store_true", help="plain text, even when rich is installed"
