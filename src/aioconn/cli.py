@@ -33,10 +33,10 @@ def _add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     demo = commands.add_parser(
         "demo",
         help="connections closing on every exit path, then a pool in a storm",
-        description="Act one: one connection closes on four exit paths. Act two: a storm of "
-        "requests, cancels, deadlines and resets through aioconn's Pool and through a naive "
-        "asyncio.Queue pool, then a table of what each did. Exit status 0 only if aioconn "
-        "kept every promise.",
+        description="Act one: one connection closes on four exit paths.\n"
+        "Act two: a storm of requests, cancels, deadlines and resets through aioconn's Pool\n"
+        "and through a naive asyncio.Queue pool, then a table of what each did.\n"
+        "Exit status 0 only if aioconn kept every promise.",
         epilog="examples:\n"
         "  aioconn demo                   both acts; rich output when aioconn[cli] is installed\n"
         "  aioconn demo --quick --plain   a shorter storm, in plain text\n"
