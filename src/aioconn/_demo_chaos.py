@@ -18,7 +18,7 @@ from .pool import Pool
 from .stats import Discards
 from .testing import ChaosProxy, EchoServer, latency, reset_peer, slicer
 
-STORM_LIMIT = 45.0  # seconds: a storm still running by then is a hang, and a broken promise
+STORM_LIMIT = 20.0  # seconds per storm: one still running by then is a hang, a broken promise
 CLOSE_TIMEOUT = 0.5  # what close() may wait for the stuck holders before aborting them
 CLOSE_SLACK = 1.0  # how much longer than CLOSE_TIMEOUT close() may take and still be bounded
 STUCK = 2  # holders whose request the server never answers, when close() runs
