@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench bench-quick soak explore clean
+.PHONY: demo test lint typecheck pytest bench bench-quick soak explore clean docs docs-serve docs-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,24 +18,49 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+$(VENV)/.installed-cli: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[cli]'
+	touch $@
+
+$(VENV)/.installed-docs: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[docs,cli]'
+	touch $@
+
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.installed-cli
 	$(BIN)/aioconn demo
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests $(wildcard benchmarks)
-	$(BIN)/ruff format --check src tests $(wildcard benchmarks)
+	$(BIN)/ruff check src tests tools $(wildcard benchmarks)
+	$(BIN)/ruff format --check src tests tools $(wildcard benchmarks)
 
-typecheck: $(VENV)/.installed-dev
+typecheck: $(VENV)/.installed-dev $(VENV)/.installed-docs
 	$(BIN)/mypy --strict
 
-pytest: $(VENV)/.installed-dev
+pytest: $(VENV)/.installed-dev $(VENV)/.installed-docs
 	PYTHONASYNCIODEBUG=1 $(BIN)/pytest -q
 
 test: lint typecheck pytest
+
+# The documentation site (mkdocs.yml): built strict into site/; a warning fails the build.
+docs: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
+# The site as a person sees it, in Debian's headless chromium, installed here when missing.
+# That needs root, so it is a target of its own rather than part of `make test`; .ci/run runs
+# both (CI is root).
+CHROMIUM ?= /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+
+docs-check: $(VENV)/.installed-dev $(VENV)/.installed-docs | $(CHROMIUM)
+	AIOCONN_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -q tests/browser/check_docs_site.py
 
 # Benchmarks (issue #5): write docs/benchmarks.md and docs/benchmarks/*.png.
 bench: $(VENV)/.installed-bench
@@ -55,4 +80,4 @@ explore: $(VENV)/.installed-dev
 	$(BIN)/pytest -q --timeout 3600 tests/test_pool_explore.py --aioconn-explore-seeds=$(EXPLORE_SEEDS)
 
 clean:
-	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) build dist site .mypy_cache .ruff_cache .pytest_cache

@@ -63,7 +63,32 @@ def connect(
 ) -> _Connecting:
     """Open a TCP or TLS connection: ``conn = await connect(...)`` or ``async with connect(...)``.
 
-    Takes the options of ``Connection``. Example::
+    Args:
+        host: the name or address to connect to.
+        port: the TCP port, 0..65535.
+        ssl: ``True`` for a default, verifying TLS context; an ``ssl.SSLContext`` to use as
+            given; ``None``/``False`` for plain TCP. Verification is never turned off for you.
+        server_hostname: the name to verify the certificate against (default: ``host``).
+        connect_timeout: seconds to resolve, connect and handshake (default 10.0);
+            ``None``: no limit.
+        close_timeout: seconds a graceful close may take before the socket is aborted
+            (default 2.0).
+        read_timeout: default deadline of each read call in seconds, or ``None``.
+        write_timeout: default deadline of each send call in seconds, or ``None``.
+        local_addr: ``(host, port)`` to bind the local end to.
+        happy_eyeballs_delay: seconds before racing the next address (RFC 8305; default 0.25), or
+            ``None`` to try addresses one after another.
+        nodelay: keep ``TCP_NODELAY`` on (asyncio's default).
+        keepalive: ``True`` or an ``aioconn.KeepAlive`` to enable TCP keepalive probes.
+        limit: the longest line or frame accepted, in bytes (default 65536).
+        retry: an ``aioconn.Retry`` policy for connect failures.
+
+    Raises:
+        TypeError, ValueError: for an invalid argument, naming it (at once, before awaiting).
+        ConnectError: opening failed; ``attempts`` says which addresses were tried and why.
+        ConnectTimeout: opening took longer than ``connect_timeout``.
+
+    Example::
 
         async with aioconn.connect("127.0.0.1", 8000, read_timeout=5) as conn:
             await conn.send(b"ping\\n")
@@ -101,7 +126,26 @@ def connect_unix(
     limit: int = DEFAULT_LIMIT,
     retry: Retry | None = None,
 ) -> _Connecting:
-    """Open a Unix-socket connection; awaitable and an async context manager like ``connect``."""
+    """Open a Unix-socket connection; awaitable and an async context manager like ``connect``.
+
+    Args:
+        path: the socket's file system path.
+        ssl: TLS over the socket, as for TCP (rarely needed on a Unix socket).
+        server_hostname: the name to verify the certificate against; required with ``ssl``.
+        connect_timeout: seconds for the connect and any handshake (default 10.0);
+            ``None``: no limit.
+        close_timeout: seconds a graceful close may take before the socket is aborted
+            (default 2.0).
+        read_timeout: default deadline of each read call in seconds, or ``None``.
+        write_timeout: default deadline of each send call in seconds, or ``None``.
+        limit: the longest line or frame accepted, in bytes (default 65536).
+        retry: an ``aioconn.Retry`` policy for connect failures.
+
+    Raises:
+        TypeError, ValueError: for an invalid argument, naming it (at once, before awaiting).
+        ConnectError: opening failed; ``attempts`` says which addresses were tried and why.
+        ConnectTimeout: opening took longer than ``connect_timeout``.
+    """
     return _Connecting(
         Connection.unix(
             path,

@@ -1,12 +1,21 @@
-"""``aioconn demo``: a walkthrough showing, from the server's own count, that connections close."""
+"""``aioconn demo``: act one, connections closing on every exit path; act two, a pool in a storm.
+
+Act one walks one connection through four exits, checked against the echo server's own count.
+Act two (``_demo_chaos``) drives a seeded storm through aioconn's Pool and a naive pool.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from ._connecting import connect
+from ._demo_chaos import run_act_two
+from ._demo_plan import LATENCY, POOL_SIZE, RESET_SHARE, make_plan
+from ._demo_summary import summary_rows
+from ._demo_view import View, make_view
 from .errors import ReadTimeout
 from .testing import EchoServer
 
@@ -14,24 +23,25 @@ _SERVER_WAIT = 5.0  # how long the demo waits for the server to see a close befo
 
 
 class _Walkthrough:
-    def __init__(self, server: EchoServer) -> None:
+    def __init__(self, server: EchoServer, view: View) -> None:
         self.server = server
+        self.view = view
         self.failures = 0
 
     def say(self, text: str) -> None:
-        print(f"    {text}", flush=True)
+        self.view.line(text)
 
     async def step(self, title: str, body: Callable[[], Awaitable[None]]) -> None:
-        print(f"\n== {title}", flush=True)
+        self.view.heading(title)
         started = time.perf_counter()
         try:
             await body()
             await self.expect_server_open(0)
         except Exception as exc:
             self.failures += 1
-            print(f"  FAIL {type(exc).__name__}: {exc}", flush=True)
+            self.say(f"FAIL {type(exc).__name__}: {exc}")
             return
-        print(f"  ok   ({(time.perf_counter() - started) * 1000:.1f} ms)", flush=True)
+        self.say(f"ok ({(time.perf_counter() - started) * 1000:.1f} ms)")
 
     async def expect_server_open(self, n: int) -> None:
         try:
@@ -47,11 +57,22 @@ class _Walkthrough:
         )
 
 
-async def run_demo() -> int:
-    """Run the walkthrough against an embedded echo server; 0 if every step behaved as shown."""
+async def run_demo(*, seed: int, quick: bool = False, plain: bool = False) -> int:
+    """Run both acts; 0 if every step behaved as shown and the pool kept every promise."""
+    view = make_view(plain)
+    # The pool logs each connection close() aborts, with its holder's stack; act two aborts two
+    # on purpose and says so. Shown with -v (handlers on the root logger), quiet otherwise.
+    logging.getLogger("aioconn").addHandler(logging.NullHandler())
+    failures = await _act_one(view)
+    broken = await _act_two(view, seed, quick)
+    return 0 if failures == broken == 0 else 1
+
+
+async def _act_one(view: View) -> int:
+    """The walkthrough against an embedded echo server; the number of steps that failed."""
     async with EchoServer() as server:
-        print(f"aioconn demo: echo server listening on {server.address}", flush=True)
-        demo = _Walkthrough(server)
+        view.line(f"aioconn demo, act one: echo server listening on {server.address}")
+        demo = _Walkthrough(server, view)
         host, port = server.host, server.port
 
         async def exchange() -> None:
@@ -105,9 +126,44 @@ async def run_demo() -> int:
         await demo.step("3. a task cancelled mid-read still closes", cancel_mid_read)
         await demo.step("4. a read timeout still closes", read_timeout)
         total = 4
-        print(
-            f"\n{total - demo.failures} of {total} steps behaved as shown;"
-            f" server saw {server.opened} connections opened and {server.closed} closed",
-            flush=True,
+        view.blank()
+        view.line(
+            f"{total - demo.failures} of {total} steps behaved as shown;"
+            f" server saw {server.opened} connections opened and {server.closed} closed"
         )
-        return 0 if demo.failures == 0 else 1
+        return demo.failures
+
+
+async def _act_two(view: View, seed: int, quick: bool) -> int:
+    """The storm through both pools and the summary; the number of promises broken."""
+    plan = make_plan(seed, quick=quick)
+    view.heading("act two: the pool under chaos")
+    ms = LATENCY * 1000
+    for text in (
+        f"{len(plan.requests)} requests from {plan.concurrency} concurrent tasks share a pool of"
+        f" {POOL_SIZE} connections",
+        f"to the echo server, through a chaos proxy: {ms:.0f} ms ± {ms:.0f} ms latency, replies"
+        " cut into pieces,",
+        f"{RESET_SHARE:.0%} of connections reset on their first reply."
+        f" {plan.count('cancel')} requests are cancelled and",
+        f"{plan.count('deadline')} run under a deadline, each cut off at a random instant,"
+        " queued or mid-request.",
+        f"Then the same storm through a naive pool. Seed {seed}: --seed {seed} replays it.",
+    ):
+        view.line(text)
+    act = await run_act_two(plan, view.progress)
+    view.summary(summary_rows(act))
+    broken = [text for text, kept in act.promises().values() if not kept]
+    view.blank()
+    if broken:
+        for text in broken:
+            view.line(f"BROKEN: {text}")
+    else:
+        view.line(f"aioconn kept all {len(act.promises())} promises.")
+    n = act.naive
+    view.line(
+        f"The naive pool handed {n.mismatched} callers another request's reply, and"
+        f" {n.dead_reused} a connection"
+    )
+    view.line("on which an earlier request had failed or been cut off.")
+    return len(broken)

@@ -23,8 +23,11 @@ class KeepAlive:
     """
 
     idle: float = 60.0
+    """Seconds of silence before the first probe (``TCP_KEEPIDLE``)."""
     interval: float = 10.0
+    """Seconds between probes (``TCP_KEEPINTVL``)."""
     count: int = 5
+    """Unanswered probes before the connection is declared dead (``TCP_KEEPCNT``)."""
 
     def __post_init__(self) -> None:
         _validate.timeout("keepalive.idle", self.idle, allow_none=False)

@@ -80,19 +80,23 @@ class Connection:
     the block's exception. ``Connection.unix(path)`` builds one for a Unix socket.
 
     Args:
-        host, port: where to connect (``port`` 0..65535).
+        host: the name or address to connect to.
+        port: the TCP port, 0..65535.
         ssl: ``True`` for a default, verifying TLS context; an ``ssl.SSLContext`` to use as
             given; ``None``/``False`` for plain TCP. Verification is never turned off for you.
         server_hostname: the name to verify the certificate against (default: ``host``).
-        connect_timeout: seconds for resolution + TCP + TLS handshake, or ``None``.
-        close_timeout: seconds a graceful close may take before the socket is aborted.
-        read_timeout, write_timeout: default deadline of each read / send call, or ``None``.
+        connect_timeout: seconds to resolve, connect and handshake (default 10.0);
+            ``None``: no limit.
+        close_timeout: seconds a graceful close may take before the socket is aborted
+            (default 2.0).
+        read_timeout: default deadline of each read call in seconds, or ``None``.
+        write_timeout: default deadline of each send call in seconds, or ``None``.
         local_addr: ``(host, port)`` to bind the local end to.
-        happy_eyeballs_delay: seconds before racing the next address (RFC 8305), or ``None``
-            to try addresses one after another.
+        happy_eyeballs_delay: seconds before racing the next address (RFC 8305; default 0.25), or
+            ``None`` to try addresses one after another.
         nodelay: keep ``TCP_NODELAY`` on (asyncio's default).
         keepalive: ``True`` or an ``aioconn.KeepAlive`` to enable TCP keepalive probes.
-        limit: the longest line or frame accepted, in bytes.
+        limit: the longest line or frame accepted, in bytes (default 65536).
         retry: an ``aioconn.Retry`` policy for connect failures.
 
     Raises:
@@ -161,7 +165,24 @@ class Connection:
         limit: int = DEFAULT_LIMIT,
         retry: Retry | None = None,
     ) -> Connection:
-        """A connection to the Unix socket at ``path`` (same options as TCP where they apply)."""
+        """A connection to the Unix socket at ``path`` (same options as TCP where they apply).
+
+        Args:
+            path: the socket's file system path.
+            ssl: TLS over the socket, as for TCP (rarely needed on a Unix socket).
+            server_hostname: the name to verify the certificate against; required with ``ssl``.
+            connect_timeout: seconds for the connect and any handshake (default 10.0);
+                ``None``: no limit.
+            close_timeout: seconds a graceful close may take before the socket is aborted
+                (default 2.0).
+            read_timeout: default deadline of each read call in seconds, or ``None``.
+            write_timeout: default deadline of each send call in seconds, or ``None``.
+            limit: the longest line or frame accepted, in bytes (default 65536).
+            retry: an ``aioconn.Retry`` policy for connect failures.
+
+        Raises:
+            TypeError, ValueError: for an invalid argument, naming it.
+        """
         options = make_options(
             ssl=ssl,
             server_hostname=server_hostname,
@@ -430,7 +451,13 @@ class Connection:
     ) -> None:
         """Write ``data`` and wait until the transport's buffer drained below its high-water mark.
 
+        Args:
+            data: the bytes to send (``bytes``, ``bytearray`` or ``memoryview``).
+            timeout: seconds for this call; ``None``: no limit; default: the connection's
+                ``write_timeout``.
+
         Raises:
+            TypeError: ``data`` is not bytes-like.
             WriteTimeout: the peer did not take the data in time (the connection is broken).
             ConnectionClosed: the connection is closed or was reset.
         """
@@ -463,6 +490,15 @@ class Connection:
         """Read up to ``max_bytes`` as soon as any are available.
 
         Unlike the other read helpers this returns ``b""`` at EOF, as sockets do.
+
+        Args:
+            max_bytes: the most bytes to return (>= 1).
+            timeout: seconds for this call; ``None``: no limit; default: the connection's
+                ``read_timeout``.
+
+        Raises:
+            ReadTimeout: nothing arrived within the deadline (the connection is broken).
+            ConnectionClosed: the connection is closed or was reset.
         """
         reader = self._reader
         if reader is None:
@@ -484,7 +520,17 @@ class Connection:
         return data
 
     async def readexactly(self, n: int, *, timeout: CallTimeout = DEFAULT) -> bytes:
-        """Read exactly ``n`` bytes. Raises ``ConnectionClosed`` if EOF comes first."""
+        """Read exactly ``n`` bytes.
+
+        Args:
+            n: how many bytes (>= 0).
+            timeout: seconds for this call; ``None``: no limit; default: the connection's
+                ``read_timeout``.
+
+        Raises:
+            ConnectionClosed: EOF came first, or the connection is closed or was reset.
+            ReadTimeout: the bytes did not all arrive within the deadline.
+        """
         reader = self._reader
         if reader is None:
             raise self._closed_error()
@@ -506,6 +552,10 @@ class Connection:
 
     async def readline(self, *, timeout: CallTimeout = DEFAULT) -> bytes:
         """Read one line, ``b"\\n"`` included.
+
+        Args:
+            timeout: seconds for this call; ``None``: no limit; default: the connection's
+                ``read_timeout``.
 
         Raises:
             ProtocolError: the line is longer than ``limit``; its bytes stay unread.
@@ -531,7 +581,19 @@ class Connection:
         return line
 
     async def readuntil(self, separator: bytes = b"\n", *, timeout: CallTimeout = DEFAULT) -> bytes:
-        """Read up to and including ``separator``. Errors as for ``readline``."""
+        """Read up to and including ``separator``.
+
+        Args:
+            separator: the non-empty byte string that ends the chunk.
+            timeout: seconds for this call; ``None``: no limit; default: the connection's
+                ``read_timeout``.
+
+        Raises:
+            ValueError: ``separator`` is empty or not bytes.
+            ProtocolError: no separator within ``limit`` bytes; they stay unread.
+            ConnectionClosed: EOF before the separator.
+            ReadTimeout: no separator within the deadline.
+        """
         reader = self._reader
         if reader is None:
             raise self._closed_error()
@@ -553,7 +615,19 @@ class Connection:
         return data
 
     async def send_frame(self, payload: bytes, *, timeout: CallTimeout = DEFAULT) -> None:
-        """Send ``payload`` behind a 4-byte big-endian length prefix."""
+        """Send ``payload`` behind a 4-byte big-endian length prefix.
+
+        Args:
+            payload: the frame's bytes, at most ``limit`` of them.
+            timeout: seconds for this call; ``None``: no limit; default: the connection's
+                ``write_timeout``.
+
+        Raises:
+            TypeError: ``payload`` is not bytes-like.
+            ProtocolError: ``payload`` is longer than ``limit``; nothing was sent.
+            WriteTimeout: the peer did not take the frame in time.
+            ConnectionClosed: the connection is closed or was reset.
+        """
         if not isinstance(payload, _BYTES_LIKE):
             raise TypeError(f"payload must be bytes-like, got {type(payload).__name__}")
         if len(payload) > self._options.limit:
@@ -565,8 +639,15 @@ class Connection:
     async def read_frame(self, *, timeout: CallTimeout = DEFAULT) -> bytes:
         """Read one length-prefixed frame (see ``send_frame``).
 
-        Raises ``ProtocolError`` when the announced length exceeds ``limit``; the payload is then
-        left unread and the connection marked broken.
+        Args:
+            timeout: seconds for this call; ``None``: no limit; default: the connection's
+                ``read_timeout``.
+
+        Raises:
+            ProtocolError: the announced length exceeds ``limit``; the payload is left unread
+                and the connection marked broken.
+            ConnectionClosed: EOF before the whole frame.
+            ReadTimeout: the frame did not arrive within the deadline.
         """
         reader = self._reader
         if reader is None:

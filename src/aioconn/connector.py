@@ -54,7 +54,11 @@ class Connector(Protocol[R]):
         ...
 
     async def close(self, resource: R) -> None:
-        """Close a resource for good."""
+        """Close a resource for good.
+
+        Args:
+            resource: one this connector opened.
+        """
         ...
 
 
@@ -93,7 +97,34 @@ class _ConnectionConnector:
 
 
 class TCPConnector(_ConnectionConnector):
-    """Opens ``aioconn.Connection``s to ``host:port``; takes every ``Connection`` option."""
+    """Opens ``aioconn.Connection``s to ``host:port``; takes every ``Connection`` option.
+
+    Use it as ``Pool(TCPConnector("db.internal", 5432, read_timeout=5))``. The pool calls
+    ``connect``, ``check``, ``is_reusable``, ``close`` and ``abort``; you seldom call them.
+
+    Args:
+        host: the name or address to connect to.
+        port: the TCP port, 0..65535.
+        ssl: ``True`` for a default, verifying TLS context; an ``ssl.SSLContext`` to use as
+            given; ``None``/``False`` for plain TCP. Verification is never turned off for you.
+        server_hostname: the name to verify the certificate against (default: ``host``).
+        connect_timeout: seconds to resolve, connect and handshake (default 10.0);
+            ``None``: no limit.
+        close_timeout: seconds a graceful close may take before the socket is aborted
+            (default 2.0).
+        read_timeout: default deadline of each read call in seconds, or ``None``.
+        write_timeout: default deadline of each send call in seconds, or ``None``.
+        local_addr: ``(host, port)`` to bind the local end to.
+        happy_eyeballs_delay: seconds before racing the next address (RFC 8305; default 0.25), or
+            ``None`` to try addresses one after another.
+        nodelay: keep ``TCP_NODELAY`` on (asyncio's default).
+        keepalive: ``True`` or an ``aioconn.KeepAlive`` to enable TCP keepalive probes.
+        limit: the longest line or frame accepted, in bytes (default 65536).
+        retry: an ``aioconn.Retry`` policy for connect failures.
+
+    Raises:
+        TypeError, ValueError: for an invalid argument, naming it.
+    """
 
     def __init__(
         self,
@@ -131,7 +162,24 @@ class TCPConnector(_ConnectionConnector):
 
 
 class UnixConnector(_ConnectionConnector):
-    """Opens ``aioconn.Connection``s to the Unix socket at ``path``."""
+    """Opens ``aioconn.Connection``s to the Unix socket at ``path``.
+
+    Args:
+        path: the socket's file system path.
+        ssl: TLS over the socket, as for TCP (rarely needed on a Unix socket).
+        server_hostname: the name to verify the certificate against; required with ``ssl``.
+        connect_timeout: seconds for the connect and any handshake (default 10.0);
+            ``None``: no limit.
+        close_timeout: seconds a graceful close may take before the socket is aborted
+            (default 2.0).
+        read_timeout: default deadline of each read call in seconds, or ``None``.
+        write_timeout: default deadline of each send call in seconds, or ``None``.
+        limit: the longest line or frame accepted, in bytes (default 65536).
+        retry: an ``aioconn.Retry`` policy for connect failures.
+
+    Raises:
+        TypeError, ValueError: for an invalid argument, naming it.
+    """
 
     def __init__(
         self,
@@ -164,8 +212,24 @@ class FactoryConnector(Connector[R]):
 
     ``factory()`` must return an awaitable resolving to the resource. ``close``, ``check``,
     ``reset`` and ``recover`` may be sync or async; ``is_reusable`` and ``abort`` must be sync.
-    ``recover(resource, exc)`` returns whether the resource may be reused after a block
-    ended by ``exc``; ``abort(resource)`` closes it at once (used when closing times out).
+
+    Args:
+        factory: called with no arguments to open a resource; returns an awaitable of it.
+        close: ``close(resource)`` closes one for good; ``None``: nothing to do.
+        check: ``check(resource)`` says whether an idle one is alive (falsy or raising: dead);
+            ``None``: never checked.
+        reset: ``reset(resource)`` cleans one for the next user, on every return; ``None``:
+            no reset.
+        is_reusable: ``is_reusable(resource)``, a cheap synchronous look on every return and
+            checkout; ``None``: always reusable.
+        recover: ``recover(resource, exc)`` after an ``acquire()`` block ended by ``exc``:
+            bring the resource back to a clean state and return whether it may be reused
+            (falsy or raising: discarded); ``None``: such a resource is always discarded.
+        abort: ``abort(resource)`` closes one at once, synchronously (when a close times out
+            or ``Pool.close()`` gives up on it); ``None``: ``close`` is used instead.
+
+    Raises:
+        TypeError: ``factory`` or a hook is not callable.
     """
 
     def __init__(
@@ -220,22 +284,38 @@ class FactoryConnector(Connector[R]):
         return await result
 
     async def close(self, resource: R) -> None:
-        """Run the ``close`` callable, if any."""
+        """Run the ``close`` callable, if any.
+
+        Args:
+            resource: the resource to close.
+        """
         if self._close is not None:
             await _maybe_await(self._close(resource))
 
     async def check(self, resource: R) -> bool:
-        """Run the ``check`` callable; a falsy result or an exception means dead."""
+        """Run the ``check`` callable; a falsy result or an exception means dead.
+
+        Args:
+            resource: the idle resource to check.
+        """
         assert self._check is not None
         return bool(await _maybe_await(self._check(resource)))
 
     async def reset(self, resource: R) -> None:
-        """Run the ``reset`` callable."""
+        """Run the ``reset`` callable.
+
+        Args:
+            resource: the resource to clean for its next user.
+        """
         assert self._reset is not None
         await _maybe_await(self._reset(resource))
 
     def is_reusable(self, resource: R) -> bool:
-        """Run the ``is_reusable`` callable."""
+        """Run the ``is_reusable`` callable.
+
+        Args:
+            resource: the resource to look at.
+        """
         assert self._is_reusable is not None
         return bool(self._is_reusable(resource))
 

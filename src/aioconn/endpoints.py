@@ -64,11 +64,22 @@ class Endpoints:
         base_ejection: the first cool-down in seconds; each ejection in a row doubles it...
         max_ejection: ...up to this many seconds.
         seed: seeds the random choices of ``"random"`` and ``"p2c"`` (reproducible runs).
-        ssl, server_hostname, connect_timeout, close_timeout, read_timeout, write_timeout,
-            local_addr, happy_eyeballs_delay, nodelay, keepalive, limit: the ``Connection``
-            options, shared by every endpoint (an ``Endpoint`` may set its own ``ssl`` and
-            ``server_hostname``). ``retry`` is not taken: failing over is the retry, and the
-            pool's ``connect_retry`` retries a whole ``connect()``.
+        ssl: TLS for every endpoint, as for ``Connection`` (an ``Endpoint`` may set its own).
+        server_hostname: the name certificates are verified against (an ``Endpoint`` may set
+            its own); default: each endpoint's host.
+        connect_timeout: seconds for one attempt at one endpoint (default 10.0); ``None``: no limit.
+        close_timeout: seconds a graceful close may take before the socket is aborted
+            (default 2.0).
+        read_timeout: default deadline of each read call in seconds, or ``None``.
+        write_timeout: default deadline of each send call in seconds, or ``None``.
+        local_addr: ``(host, port)`` to bind the local end to.
+        happy_eyeballs_delay: seconds before racing an endpoint's next address (default 0.25).
+        nodelay: keep ``TCP_NODELAY`` on.
+        keepalive: ``True`` or an ``aioconn.KeepAlive`` to enable TCP keepalive probes.
+        limit: the longest line or frame accepted, in bytes (default 65536).
+
+    There is no ``retry``: failing over to the next endpoint is the retry, and the pool's
+    ``connect_retry`` retries a whole ``connect()``.
 
     Raises:
         TypeError, ValueError: for an invalid argument, naming it.
@@ -165,21 +176,37 @@ class Endpoints:
             tried.add(state)
 
     async def close(self, resource: Connection) -> None:
-        """Close gracefully within ``close_timeout``, else abort."""
+        """Close gracefully within ``close_timeout``, else abort.
+
+        Args:
+            resource: a connection this connector opened.
+        """
         self._forget(resource)
         await resource.close()
 
     def abort(self, resource: Connection) -> None:
-        """Abort at once."""
+        """Abort at once.
+
+        Args:
+            resource: a connection this connector opened.
+        """
         self._forget(resource)
         resource.abort()
 
     async def check(self, resource: Connection) -> bool:
-        """Alive as far as the socket can tell, and its endpoint still in rotation."""
+        """Alive as far as the socket can tell, and its endpoint still in rotation.
+
+        Args:
+            resource: an idle connection this connector opened.
+        """
         return self.is_reusable(resource)
 
     def is_reusable(self, resource: Connection) -> bool:
-        """``Connection.reusable``, and its endpoint was not ejected, drained or removed since."""
+        """``Connection.reusable``, and its endpoint was not ejected, drained or removed since.
+
+        Args:
+            resource: a connection this connector opened.
+        """
         member = self._members.get(resource)
         return member is not None and not member.retired and resource.reusable
 
@@ -193,6 +220,10 @@ class Endpoints:
         endpoint with no connection at all (restored, half-open, newly added) may still be
         chosen: an idle connection of the endpoint with the most per weight is then retired to
         make room for it, and the pool's next call opens one there.
+
+        Args:
+            candidates: the pool's idle connections, oldest first.
+            can_open: whether the pool has room to open another connection.
         """
         members = self._members
         newest: dict[EndpointState, int] = {}
@@ -235,21 +266,33 @@ class Endpoints:
         return None
 
     def on_acquire(self, resource: Connection) -> None:
-        """The pool handed ``resource`` to a caller."""
+        """The pool handed ``resource`` to a caller.
+
+        Args:
+            resource: the connection lent out.
+        """
         member = self._members.get(resource)
         if member is not None and not member.in_use:
             member.in_use = True
             member.state.in_use += 1
 
     def on_release(self, resource: Connection) -> None:
-        """``resource`` came back from its caller (or was aborted)."""
+        """``resource`` came back from its caller (or was aborted).
+
+        Args:
+            resource: the connection given back.
+        """
         member = self._members.get(resource)
         if member is not None and member.in_use:
             member.in_use = False
             member.state.in_use -= 1
 
     def endpoint_of(self, resource: Connection) -> str:
-        """The endpoint ``resource`` is connected to, as ``host:port`` or ``unix:/path``."""
+        """The endpoint ``resource`` is connected to, as ``host:port`` or ``unix:/path``.
+
+        Args:
+            resource: a connection this connector opened.
+        """
         member = self._members.get(resource)
         return member.state.key if member is not None else resource.target
 
@@ -258,6 +301,10 @@ class Endpoints:
 
         A pool calls this when it adopts the connector (one pool at a time). ``pool`` names the
         pool in the events; without it, the name of the pool whose bound method ``emit`` is.
+
+        Args:
+            emit: called with each event.
+            pool: the pool's name, as the events carry it.
         """
         if pool is None:
             pool = str(getattr(getattr(emit, "__self__", None), "name", ""))
@@ -276,6 +323,9 @@ class Endpoints:
 
         ``Pool.drain`` calls this and closes the idle ones; those in use close when returned.
         List the endpoint in ``update_endpoints`` again to put it back into rotation.
+
+        Args:
+            endpoint: ``"host:port"``, ``(host, port)``, ``"unix:/path"`` or an ``Endpoint``.
 
         Raises:
             ValueError: ``endpoint`` is not one of this connector's endpoints.
@@ -298,6 +348,9 @@ class Endpoints:
         stats once their last connection is closed; those kept keep their breaker and counters
         (a drained one listed again is back in rotation). A changed weight applies at once; a
         changed ``ssl``/``server_hostname`` retires the endpoint's current connections.
+
+        Args:
+            endpoints: the new list, in the forms ``Endpoints`` takes.
 
         Raises:
             TypeError, ValueError: as the constructor, before anything changes.

@@ -26,7 +26,12 @@ class Error(Exception):
 class ConnectError(Error, ConnectionError):
     """Opening a connection failed.
 
-    ``attempts`` lists ``(address, reason)`` for every address that was tried, in order.
+    Args:
+        message: what failed, with the numbers.
+        attempts: ``(address, reason)`` for every address that was tried, in order.
+
+    Attributes:
+        attempts: ``(address, reason)`` for every address that was tried, in order.
     """
 
     def __init__(self, message: str, *, attempts: tuple[tuple[str, str], ...] = ()) -> None:

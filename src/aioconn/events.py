@@ -21,6 +21,7 @@ class PoolEvent:
     """Base of every event; ``pool`` is the pool's name."""
 
     pool: str
+    """The pool's name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +29,11 @@ class ConnectionOpened(PoolEvent):
     """A new connection joined the pool after ``seconds`` of opening."""
 
     resource: object
+    """The new connection (or resource)."""
     endpoint: str | None
+    """Its endpoint with an ``aioconn.Endpoints`` connector; ``None`` otherwise."""
     seconds: float
+    """How long opening it took."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +41,9 @@ class ConnectFailed(PoolEvent):
     """Opening a connection failed (after ``connect_retry``, if any)."""
 
     error: BaseException
+    """The exception the connect raised."""
     endpoint: str | None
+    """The endpoint tried, with an ``aioconn.Endpoints`` connector; else ``None``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +51,11 @@ class ConnectionDiscarded(PoolEvent):
     """A connection left the pool and is being closed; ``reason`` is a ``Discards`` field name."""
 
     resource: object
+    """The connection being closed."""
     endpoint: str | None
+    """Its endpoint with an ``aioconn.Endpoints`` connector; ``None`` otherwise."""
     reason: str
+    """Why: a field name of ``aioconn.Discards``, such as ``"interrupted"``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +63,9 @@ class AcquireWaitedLong(PoolEvent):
     """An acquire waited ``seconds``, more than the pool's ``slow_acquire_threshold``."""
 
     seconds: float
+    """How long the acquire waited."""
     threshold: float
+    """The pool's ``slow_acquire_threshold``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +73,9 @@ class LeakSuspected(PoolEvent):
     """A connection was held longer than ``leak_timeout``; ``report`` says where and by whom."""
 
     resource: object
+    """The connection held too long."""
     report: str
+    """Where it was acquired and where its holder is now (stack excerpts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +83,13 @@ class EndpointEjected(PoolEvent):
     """An endpoint was taken out of rotation for ``cooldown`` seconds after failures."""
 
     endpoint: str
+    """The endpoint taken out of rotation."""
     failures: int
+    """Consecutive connect failures that caused it."""
     cooldown: float
+    """Seconds until a half-open probe may try it again."""
     error: str
+    """The last failure, as text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,3 +97,4 @@ class EndpointRestored(PoolEvent):
     """An ejected endpoint passed its half-open probe and is back in rotation."""
 
     endpoint: str
+    """The endpoint back in rotation."""

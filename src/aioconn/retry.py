@@ -47,6 +47,7 @@ class Retry:
     jitter: float = 1.0
     deadline: float | None = None
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+    """Where the jitter comes from; pass a seeded ``random.Random`` for reproducible pauses."""
 
     def __post_init__(self) -> None:
         _validate.integer("attempts", self.attempts, minimum=1)
@@ -84,8 +85,14 @@ class Retry:
     ) -> T:
         """Run ``operation`` until it succeeds, retrying the exceptions in ``retry_on``.
 
-        Raises the last exception when attempts or the deadline run out. Anything not in
-        ``retry_on`` (and cancellation) propagates at once.
+        Args:
+            operation: a coroutine function, called with no arguments for each attempt.
+            retry_on: the exception types worth another attempt.
+            description: what the operation is, for the log line of each retry.
+
+        Raises:
+            BaseException: the last exception, when attempts or the deadline run out. Anything
+                not in ``retry_on`` (and cancellation) propagates at once.
         """
         started = time.monotonic()
         delays = self.delays()

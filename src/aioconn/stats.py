@@ -19,10 +19,15 @@ class Summary:
     """
 
     count: int = 0
+    """How many durations were recorded."""
     mean: float = 0.0
+    """Their average, in seconds (0 when there are none)."""
     p50: float = 0.0
+    """The median, in seconds (within 5 %)."""
     p99: float = 0.0
+    """The 99th percentile, in seconds (within 5 %)."""
     max: float = 0.0
+    """The longest, in seconds (exact)."""
     total: float = 0.0
     """The sum of all durations."""
     buckets: tuple[int, ...] = field(default=(), repr=False)
@@ -36,6 +41,9 @@ class Summary:
         This is what a Prometheus histogram's ``le`` buckets need. A log-scale bucket counts
         under a bound when its middle does, so a duration within 5 % of a bound may be counted
         on the other side of it; durations of 0 (and below 1 µs) count under every bound.
+
+        Args:
+            bounds: the upper bounds, ascending positive seconds.
 
         Raises:
             ValueError: ``bounds`` are not ascending positive numbers.
@@ -53,6 +61,9 @@ class Summary:
         snapshot from before a reset counts as ``None``). ``seconds`` is the middle of the
         bucket, the value ``cumulative`` places: recording each pair ``count`` times into
         another histogram reproduces this one's bucket counts exactly (its sum to within 5 %).
+
+        Args:
+            since: an earlier snapshot of the same recorder, or ``None``.
         """
         before = since.buckets if since is not None else ()
         if len(before) != len(self.buckets) or any(
@@ -181,19 +192,27 @@ class EndpointStats:
     """One endpoint of a multi-endpoint pool, as ``aioconn.Endpoints`` sees it."""
 
     endpoint: str
+    """The endpoint as ``host:port`` (or its Unix path)."""
     state: str
     """``"healthy"``, ``"ejected"``, ``"half_open"`` or ``"draining"``."""
     weight: float
+    """Its share of traffic for the weighted strategies."""
     open: int
     """Connections to it that exist (idle + in use)."""
     in_use: int
+    """Connections to it lent out now."""
     idle: int
+    """Connections to it idle in the pool now."""
     failures: int
     """Connect failures since the pool opened."""
     consecutive_failures: int
+    """Connect failures since its last success; ejection counts these."""
     ejections: int
+    """How many times it was ejected since the pool opened."""
     last_error: str | None
+    """The last connect failure, as text; ``None`` if it never failed."""
     connect_time: Summary
+    """How long successful connects to it took."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,25 +220,39 @@ class PoolStats:
     """A snapshot of a pool: current state first, then counters since ``open()``."""
 
     name: str
+    """The pool's ``name`` (shown in logs and errors)."""
     size: int
     """Connections that exist: idle + in_use + opening + checking + returning."""
     idle: int
+    """Connections open and waiting to be lent."""
     in_use: int
+    """Connections lent out (inside ``acquire`` blocks or taken with ``get``)."""
     opening: int
+    """Connects in flight."""
     checking: int
     """Idle connections taken aside by the keepalive check."""
     waiting: int
+    """Acquires queued for a connection now."""
     min_size: int
+    """The pool's ``min_size`` now (``resize`` changes it)."""
     max_size: int
+    """The pool's ``max_size`` now (``resize`` changes it)."""
     acquired: int
+    """Acquires that got a connection."""
     released: int
+    """Connections given back (returned to idle or discarded)."""
     created: int
+    """Connections opened successfully."""
     connect_failures: int
+    """Connects that failed (after ``connect_retry``, if any)."""
     timeouts: int
     """Acquires that failed with ``PoolTimeout``."""
     discarded: Discards
+    """Connections closed instead of reused, by reason."""
     acquire_wait: Summary
+    """How long acquires waited for a connection (0 on the fast path)."""
     hold_time: Summary
+    """How long connections stayed lent out."""
     endpoints: tuple[EndpointStats, ...] = ()
     """Per endpoint, with an ``aioconn.Endpoints`` connector; empty otherwise."""
     connect_time: Summary | None = None

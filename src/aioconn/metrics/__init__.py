@@ -85,7 +85,9 @@ class Label:
     """One label (Prometheus) or attribute (OpenTelemetry) of a metric."""
 
     prometheus: str
+    """The label's name in Prometheus."""
     otel: str
+    """The attribute's name in OpenTelemetry."""
 
 
 POOL = Label("pool", "pool.name")
@@ -104,11 +106,17 @@ class Metric:
     """
 
     prometheus: str
+    """The full Prometheus name, as scraped."""
     otel: str
+    """The OpenTelemetry instrument name."""
     kind: Kind
+    """Counter, gauge or histogram."""
     unit: str
+    """The OpenTelemetry (UCUM) unit, such as ``"s"`` or ``"{connection}"``."""
     description: str
+    """One line saying what it measures."""
     labels: tuple[Label, ...]
+    """The labels of each series, in the order of ``Sample.labels``."""
 
 
 def _metric(
@@ -302,10 +310,15 @@ class HistogramValue:
     """
 
     bounds: tuple[float, ...]
+    """Upper bounds of the buckets, in seconds, ascending."""
     counts: tuple[int, ...]
+    """Cumulative counts: ``counts[i]`` durations were at most ``bounds[i]``."""
     count: int
+    """All durations recorded."""
     sum: float
+    """Their sum, in seconds."""
     summary: Summary
+    """The ``aioconn.Summary`` the histogram was made from."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,8 +326,11 @@ class Sample:
     """One series' value: ``labels`` holds the values of ``metric.labels``, in that order."""
 
     metric: Metric
+    """Which metric this is a series of."""
     labels: tuple[str, ...]
+    """The label values, in the order of ``metric.labels``."""
     value: float | HistogramValue
+    """A number for counters and gauges, a ``HistogramValue`` for histograms."""
 
 
 def samples(
@@ -328,6 +344,10 @@ def samples(
     every endpoint state is listed, at 0 when it never happened, so series exist from the start.
 
     A pool must be read from the thread that runs its event loop; the exporters see to that.
+
+    Args:
+        source: a ``PoolStats`` snapshot, or anything with a ``stats()`` method returning one.
+        buckets: upper bounds, in seconds, of the histograms' buckets.
 
     Raises:
         ValueError: ``buckets`` are not ascending positive seconds.
@@ -365,6 +385,9 @@ def samples(
 
 def as_bounds(buckets: Sequence[float]) -> tuple[float, ...]:
     """``buckets`` as a tuple of floats, checked: ascending positive seconds, at least one.
+
+    Args:
+        buckets: upper bounds in seconds.
 
     Raises:
         ValueError: they are not.

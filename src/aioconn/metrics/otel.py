@@ -93,6 +93,10 @@ class PoolInstrumentation:
     OpenTelemetry cannot delete instruments: after ``close()`` they stay, without this pool's
     series (an SDK reader with cumulative temporality keeps the histograms' last points).
     Usable as a context manager that closes it.
+
+    Args:
+        instruments: the meter provider's shared instruments (``instrument`` passes them).
+        reader: reads the pool's stats from its event loop (``instrument`` makes it).
     """
 
     __slots__ = ("_instruments", "_reader")

@@ -83,6 +83,9 @@ class PoolCollector:
     def add(self, pool: StatsSource) -> None:
         """Export ``pool``'s stats; call it from the event loop the pool runs on.
 
+        Args:
+            pool: an ``aioconn.Pool``, or anything with a ``stats()`` method and a ``name``.
+
         Raises:
             RuntimeError: called outside a running event loop.
             ValueError: a pool of the same name is exported already (its series would clash).
@@ -97,7 +100,11 @@ class PoolCollector:
             self._readers.append(reader)
 
     def remove(self, pool: StatsSource) -> None:
-        """Stop exporting ``pool`` (no error if it was not exported)."""
+        """Stop exporting ``pool`` (no error if it was not exported).
+
+        Args:
+            pool: a pool given to ``add`` before.
+        """
         with self._lock:
             self._readers = [r for r in self._readers if r.alive and not r.is_for(pool)]
 

@@ -28,7 +28,7 @@ class EchoServer:
 
     With ``witness=True`` the server is a witness for cross-talk tests instead: each request is
     one line ``<request-id>[ <directive>]`` (a line cut off by EOF is ignored, never answered;
-    ``requests`` counts whole lines) and each reply is ``<request-id> <server-id>\n``,
+    ``requests`` counts whole lines) and each reply is ``<request-id> <server-id>\\n``,
     where ``server-id`` numbers the server-side connection. A caller that ever reads an id that
     is not its own has seen cross-talk. Directives make the server misbehave on purpose:
 
@@ -40,10 +40,21 @@ class EchoServer:
     * ``close``: reply, then close the connection.
 
     Args:
-        host, port: where to listen (TCP); ``port=0`` picks a free port.
+        host: the address to listen on (TCP).
+        port: the port to listen on; 0 picks a free one (read it from ``port`` once started).
         path: listen on this Unix socket path instead of TCP.
         ssl: a server-side ``ssl.SSLContext`` to speak TLS.
         witness: speak the request-id protocol above instead of echoing bytes.
+
+    Attributes:
+        host: the address it listens on (TCP).
+        port: the port it listens on; the bound one once started.
+        path: the Unix socket path, or ``None`` for TCP.
+        witness: whether it speaks the witness protocol.
+        opened: connections accepted, ever.
+        closed: connections closed, ever.
+        requests: whole request lines answered or ignored on purpose (witness mode).
+        bytes_received: bytes read from clients, ever.
     """
 
     def __init__(
@@ -139,7 +150,15 @@ class EchoServer:
         return len(writers)
 
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
-        """Wait until ``predicate()`` holds; re-checked whenever a connection opens or closes."""
+        """Wait until ``predicate()`` holds; re-checked whenever a connection opens or closes.
+
+        Only opens and closes wake the check: for other counters (``requests``,
+        ``bytes_received``) wait on an event of your own, or on a ``ChaosProxy``'s ``wait_for``.
+        Bound the wait with ``asyncio.timeout``.
+
+        Args:
+            predicate: a function of no arguments, true when the wait is over.
+        """
         if predicate():
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -152,7 +171,11 @@ class EchoServer:
                 self._conditions.remove(entry)
 
     async def wait_open_count(self, n: int) -> None:
-        """Wait until exactly ``n`` connections are open on the server side."""
+        """Wait until exactly ``n`` connections are open on the server side.
+
+        Args:
+            n: the number of open connections to wait for.
+        """
         await self.wait_until(lambda: self.open_count == n)
 
     def _notify(self) -> None:

@@ -30,9 +30,11 @@ class ProxyStats:
         accepted: client connections taken on as links, ever.
         closed: links fully closed (both sockets), ever.
         refused: client connections reset at once because the proxy was disabled.
-        upstream_bytes, downstream_bytes: bytes written to the server / to the clients, after
-            the toxics (dropped bytes never count, held bytes count once released).
-        upstream_read, downstream_read: bytes read from the clients / from the server.
+        upstream_bytes: bytes written to the server, after the toxics (dropped bytes never
+            count, held bytes count once released).
+        downstream_bytes: bytes written to the clients, after the toxics (likewise).
+        upstream_read: bytes read from the clients.
+        downstream_read: bytes read from the server.
     """
 
     open: int = 0
@@ -46,7 +48,14 @@ class ProxyStats:
 
 
 class ToxicHandle:
-    """A toxic installed on a ChaosProxy, as returned by ``ChaosProxy.add``."""
+    """A toxic installed on a ChaosProxy, as returned by ``ChaosProxy.add``.
+
+    Made by the proxy; you do not build one yourself.
+
+    Args:
+        proxy: the proxy the toxic is installed on.
+        toxic: the toxic, with its name filled in.
+    """
 
     __slots__ = ("_active", "_proxy", "_toxic")
 
@@ -83,6 +92,9 @@ class ToxicHandle:
         ``reset_peer``) restart their timers; per-link state (bytes counted by ``limit_data``)
         is kept. A link's toxicity draw is kept too, so raising ``toxicity`` only adds links.
 
+        Args:
+            **params: the toxic's parameters to change, by name.
+
         Raises:
             ValueError: a bad value, or an attempt to change ``direction`` or ``name``.
             TypeError: a parameter this toxic does not have.
@@ -116,10 +128,19 @@ class ChaosProxy:
     in the order they were added. Leaving the block closes every link and socket.
 
     Args:
-        upstream_host, upstream_port: the server to forward to.
-        listen_host, listen_port: where to listen; port 0 picks a free one (see ``port``).
+        upstream_host: the server to forward to.
+        upstream_port: its port.
+        listen_host: the address to listen on (loopback by default).
+        listen_port: the port to listen on; 0 picks a free one (read it from ``port``).
         seed: seeds the RNG behind jitter, slicing and toxicity; ``None`` picks one at random,
             readable as ``proxy.seed`` (log it to replay a failure).
+
+    Attributes:
+        host: the address the proxy listens on.
+        port: the port it listens on (the bound one, once started).
+        upstream_host: the server it forwards to.
+        upstream_port: that server's port.
+        seed: the seed of its RNG, given or drawn.
 
     Example::
 
@@ -230,7 +251,12 @@ class ChaosProxy:
     def add(self, toxic: Toxic[Any]) -> ToxicHandle:
         """Install ``toxic`` on every link, open now or opened later; returns its handle.
 
+        Args:
+            toxic: made by one of ``latency``, ``bandwidth``, ``slicer``, ``limit_data``,
+                ``timeout``, ``reset_peer``, ``slow_close``, or a ``Toxic`` of your own.
+
         Raises:
+            TypeError: ``toxic`` is not a ``Toxic``.
             ValueError: a toxic with the same name is installed (default names are
                 ``"<kind>_<direction>"``: pass ``name=`` to install two of a kind).
         """
@@ -247,7 +273,11 @@ class ChaosProxy:
         return handle
 
     def remove(self, handle: ToxicHandle) -> None:
-        """Remove ``handle``'s toxic from the proxy and every link; idempotent."""
+        """Remove ``handle``'s toxic from the proxy and every link; idempotent.
+
+        Args:
+            handle: what ``add`` returned.
+        """
         if self._handles.get(handle.name) is not handle:
             return
         del self._handles[handle.name]
@@ -258,7 +288,11 @@ class ChaosProxy:
 
     @contextlib.asynccontextmanager
     async def toxic(self, toxic: Toxic[Any]) -> AsyncIterator[ToxicHandle]:
-        """``async with proxy.toxic(latency(0.1)) as handle:`` installs a toxic for the block."""
+        """``async with proxy.toxic(latency(0.1)) as handle:`` installs a toxic for the block.
+
+        Args:
+            toxic: the toxic to install, as for ``add``.
+        """
         handle = self.add(toxic)
         try:
             yield handle
@@ -291,11 +325,18 @@ class ChaosProxy:
 
         Bytes keep being read (up to a bounded read-ahead) and are forwarded, in order and
         with any EOF after them, on ``release``.
+
+        Args:
+            direction: ``"upstream"`` (client to server) or ``"downstream"``.
         """
         self._flowing[_direction(direction)].clear()
 
     def release(self, direction: Direction) -> None:
-        """Resume forwarding in ``direction``."""
+        """Resume forwarding in ``direction``.
+
+        Args:
+            direction: ``"upstream"`` or ``"downstream"``.
+        """
         self._flowing[_direction(direction)].set()
 
     # -- counters and events -----------------------------------------------------------------
@@ -324,6 +365,16 @@ class ChaosProxy:
         theirs. Bound the wait with ``asyncio.timeout``. Example::
 
             await proxy.wait_for(accepted=2, upstream_bytes=10)
+
+        Args:
+            open: links open now, exactly.
+            accepted: client connections taken on, at least.
+            closed: links fully closed, at least.
+            refused: connections refused while disabled, at least.
+            upstream_bytes: bytes written to the server, at least.
+            downstream_bytes: bytes written to the clients, at least.
+            upstream_read: bytes read from the clients, at least.
+            downstream_read: bytes read from the server, at least.
 
         Raises:
             TypeError: no counter given.

@@ -125,6 +125,7 @@ class Toxic(Generic[S]):
     name: str | None = None
 
     kind: ClassVar[str] = "toxic"
+    """The toxic's type, such as ``"latency"``; default names start with it."""
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -146,8 +147,18 @@ class Toxic(Generic[S]):
         raise NotImplementedError
 
     async def pipe(self, chunk: Chunk, send: Send, ctx: ToxicContext[S]) -> None:
-        """Pass ``chunk`` on, changed, split, delayed or not at all. The default forwards it."""
+        """Pass ``chunk`` on, changed, split, delayed or not at all. The default forwards it.
+
+        Args:
+            chunk: the bytes read (empty ``data``: EOF) and when they were read.
+            send: awaited with each chunk the next stage should get, in order.
+            ctx: this link's state, RNG and controls (sleep, close, reset).
+        """
         await send(chunk)
 
     async def watch(self, ctx: ToxicContext[S]) -> None:
-        """Run on each link from the moment the toxic applies until it is removed or updated."""
+        """Run on each link from the moment the toxic applies until it is removed or updated.
+
+        Args:
+            ctx: this link's state, RNG and controls (sleep, close, reset).
+        """

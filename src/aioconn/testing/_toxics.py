@@ -227,6 +227,16 @@ def latency(
     """Delay data: each chunk reaches the peer ``delay`` ± ``jitter`` seconds after the proxy
     read it (jitter drawn uniformly from the seeded RNG, never below 0). Chunks keep their order
     and are delayed in parallel, so throughput is unchanged; EOF is delayed like data.
+
+    Args:
+        delay: seconds each chunk is held back (>= 0).
+        jitter: at most this many seconds more or less, drawn per chunk (>= 0).
+        direction: ``"downstream"`` (server to client, the default) or ``"upstream"``.
+        toxicity: the probability, in [0, 1], that the toxic applies to a given link.
+        name: its unique name on the proxy; default ``"<kind>_<direction>"``.
+
+    Raises:
+        ValueError: a parameter is out of range.
     """
     return Latency(delay, jitter, direction=direction, toxicity=toxicity, name=name)
 
@@ -240,6 +250,15 @@ def bandwidth(
 ) -> Bandwidth:
     """Limit throughput: N bytes take at least N / ``bytes_per_second`` seconds to reach the
     peer. Data is written in pieces worth 100 ms each; idle time earns no burst credit.
+
+    Args:
+        bytes_per_second: the rate (> 0).
+        direction: ``"downstream"`` (server to client, the default) or ``"upstream"``.
+        toxicity: the probability, in [0, 1], that the toxic applies to a given link.
+        name: its unique name on the proxy; default ``"<kind>_<direction>"``.
+
+    Raises:
+        ValueError: a parameter is out of range.
     """
     return Bandwidth(bytes_per_second, direction=direction, toxicity=toxicity, name=name)
 
@@ -257,6 +276,17 @@ def slicer(
     bytes (sizes from the seeded RNG), ``delay`` seconds apart, so the reader sees short reads.
     A piece is shorter only when the chunk is, or when it cannot be split with every piece in
     range (possible only if ``2 * size_variation + 1 < average_size``).
+
+    Args:
+        average_size: the average piece, in bytes (>= 1).
+        size_variation: pieces are at most this many bytes longer or shorter (< average_size).
+        delay: seconds between pieces (>= 0).
+        direction: ``"downstream"`` (server to client, the default) or ``"upstream"``.
+        toxicity: the probability, in [0, 1], that the toxic applies to a given link.
+        name: its unique name on the proxy; default ``"<kind>_<direction>"``.
+
+    Raises:
+        ValueError: a parameter is out of range.
     """
     return Slicer(
         average_size, size_variation, delay, direction=direction, toxicity=toxicity, name=name
@@ -273,6 +303,15 @@ def limit_data(
     """Truncate: the peer receives exactly the first ``nbytes`` bytes of this direction, then
     both sides of the link are closed (FIN, after what was forwarded is flushed). With 0 the
     link closes when the first data arrives.
+
+    Args:
+        nbytes: how many bytes get through (>= 0).
+        direction: ``"downstream"`` (server to client, the default) or ``"upstream"``.
+        toxicity: the probability, in [0, 1], that the toxic applies to a given link.
+        name: its unique name on the proxy; default ``"<kind>_<direction>"``.
+
+    Raises:
+        ValueError: a parameter is out of range.
     """
     return LimitData(nbytes, direction=direction, toxicity=toxicity, name=name)
 
@@ -288,6 +327,15 @@ def timeout(
     an EOF is held back until the toxic is removed). ``after`` seconds after the toxic takes
     effect on a link, both sides are closed (FIN); with ``after=0`` the link stays open and
     silent until the toxic is removed.
+
+    Args:
+        after: seconds until both sides are closed; 0: never (>= 0).
+        direction: ``"downstream"`` (server to client, the default) or ``"upstream"``.
+        toxicity: the probability, in [0, 1], that the toxic applies to a given link.
+        name: its unique name on the proxy; default ``"<kind>_<direction>"``.
+
+    Raises:
+        ValueError: a parameter is out of range.
     """
     return Timeout(after, direction=direction, toxicity=toxicity, name=name)
 
@@ -303,6 +351,15 @@ def reset_peer(
     held back with everything after it, and ``after`` seconds later both the client and the
     server get a TCP RST (``SO_LINGER`` 0), so their next read raises ``ConnectionResetError``.
     Idle links are left alone.
+
+    Args:
+        after: seconds between the first chunk and the reset (>= 0).
+        direction: ``"downstream"`` (server to client, the default) or ``"upstream"``.
+        toxicity: the probability, in [0, 1], that the toxic applies to a given link.
+        name: its unique name on the proxy; default ``"<kind>_<direction>"``.
+
+    Raises:
+        ValueError: a parameter is out of range.
     """
     return ResetPeer(after, direction=direction, toxicity=toxicity, name=name)
 
@@ -316,5 +373,14 @@ def slow_close(
 ) -> SlowClose:
     """Delay the close: when one side closes, the peer sees EOF ``delay`` seconds later than it
     would have; data before it is not delayed.
+
+    Args:
+        delay: seconds the EOF is held back (>= 0).
+        direction: ``"downstream"`` (server to client, the default) or ``"upstream"``.
+        toxicity: the probability, in [0, 1], that the toxic applies to a given link.
+        name: its unique name on the proxy; default ``"<kind>_<direction>"``.
+
+    Raises:
+        ValueError: a parameter is out of range.
     """
     return SlowClose(delay, direction=direction, toxicity=toxicity, name=name)
