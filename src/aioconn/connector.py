@@ -320,12 +320,21 @@ class FactoryConnector(Connector[R]):
         return bool(self._is_reusable(resource))
 
     async def recover(self, resource: R, exc: BaseException) -> bool:
-        """Run the ``recover`` callable; a falsy result or an exception means discard it."""
+        """Run the ``recover`` callable; a falsy result or an exception means discard it.
+
+        Args:
+            resource: the resource whose ``acquire()`` block ended by ``exc``.
+            exc: the exception that ended the block.
+        """
         assert self._recover is not None
         return bool(await _maybe_await(self._recover(resource, exc)))
 
     def abort(self, resource: R) -> None:
-        """Run the ``abort`` callable."""
+        """Run the ``abort`` callable.
+
+        Args:
+            resource: the resource to close at once.
+        """
         assert self._abort is not None
         self._abort(resource)
 

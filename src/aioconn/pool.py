@@ -60,8 +60,15 @@ class Pool(Generic[R]):
 
     Args:
         connector: a ``Connector`` or an async factory ``() -> Awaitable[R]``.
-        close, check, reset, is_reusable, recover, abort: hooks, only with a factory (see
+        close: with a factory only: ``close(resource)``, sync or async (see
             ``FactoryConnector``).
+        check: with a factory only: ``check(resource) -> bool``, is an idle one alive.
+        reset: with a factory only: ``reset(resource)``, run on every clean return.
+        is_reusable: with a factory only: ``is_reusable(resource) -> bool``, a cheap sync look
+            on every return and checkout.
+        recover: with a factory only: ``recover(resource, exc) -> bool``, after a block ended
+            by ``exc``: may the resource be reused?
+        abort: with a factory only: ``abort(resource)``, close at once, synchronously.
         min_size: connections kept open even when idle (opened by ``open()``).
         max_size: the most connections that exist at once, opening ones included.
         acquire_timeout: default seconds an acquire may wait, or ``None`` for no limit.
@@ -344,6 +351,10 @@ class Pool(Generic[R]):
         Called from another event loop after the pool's own loop was closed, it aborts every
         connection at once (nothing can be awaited on a closed loop).
 
+        Args:
+            timeout: seconds to wait for connections in use before aborting them; ``None``:
+                no limit.
+
         Raises:
             RuntimeError: called from another event loop while the pool's loop still runs.
         """
@@ -421,8 +432,10 @@ class Pool(Generic[R]):
     def acquire(self, timeout: CallTimeout = DEFAULT) -> Lease[R]:
         """Borrow a resource: ``async with pool.acquire() as conn:``.
 
-        ``timeout`` overrides ``acquire_timeout`` for this call (``None``: wait forever; 0:
-        do not wait at all). ``await pool.acquire()`` is ``await pool.get()``.
+        ``await pool.acquire()`` (without ``async with``) is ``await pool.get()``.
+
+        Args:
+            timeout: overrides ``acquire_timeout`` for this call (``None``: wait forever).
 
         Raises (on entry):
             PoolTimeout: none became available in time.
@@ -443,6 +456,12 @@ class Pool(Generic[R]):
     async def get(self, timeout: CallTimeout = DEFAULT) -> R:
         """Borrow a resource; give it back with ``put``. Prefer ``acquire()``.
 
+        Args:
+            timeout: overrides ``acquire_timeout`` for this call (``None``: wait forever).
+
+        Returns:
+            The resource, leased to the caller until ``put``.
+
         Raises:
             PoolTimeout: none became available in time.
             PoolClosed: the pool is not open.
@@ -461,6 +480,10 @@ class Pool(Generic[R]):
         reset discards the resource). Completes its bookkeeping even if the caller is
         cancelled. A resource can never be given back twice or by a caller that does not
         hold it: the pool's books stay as they were and ``put`` raises.
+
+        Args:
+            resource: what ``get()`` returned.
+            discard: close it instead of reusing it (counted as ``requested``).
 
         Raises:
             RuntimeError: the resource was already given back (and perhaps handed to another
@@ -527,8 +550,14 @@ class Pool(Generic[R]):
     def drain(self, endpoint: str) -> None:
         """Stop opening connections to ``endpoint`` and close its idle ones (rolling restarts).
 
-        Its connections in use are closed when returned. Needs an ``aioconn.Endpoints``
-        connector; raises ``TypeError`` otherwise and ``ValueError`` for an unknown endpoint.
+        Its connections in use are closed when returned.
+
+        Args:
+            endpoint: the endpoint, as ``host:port`` or ``unix:/path``.
+
+        Raises:
+            TypeError: the pool's connector is not an ``aioconn.Endpoints``.
+            ValueError: ``endpoint`` is not one of its endpoints.
         """
         self._endpoints_connector("drain").drain(endpoint)
         self._core.retire_idle("drained")
@@ -538,7 +567,13 @@ class Pool(Generic[R]):
         """Replace the set of endpoints at run time without dropping connections in use.
 
         Connections to removed endpoints are closed: idle ones now, in-use ones on return.
-        Takes what ``aioconn.Endpoints`` takes; raises ``TypeError`` without one.
+
+        Args:
+            endpoints: the new endpoints, as ``aioconn.Endpoints`` takes them.
+
+        Raises:
+            TypeError: the pool's connector is not an ``aioconn.Endpoints``, or an endpoint
+                is invalid (as the constructor).
         """
         self._endpoints_connector("update_endpoints").update_endpoints(endpoints)
         self._core.retire_idle("drained")
@@ -556,6 +591,10 @@ class Pool(Generic[R]):
 
         Lowering ``max_size`` closes surplus idle connections at once and surplus in-use ones
         as they are returned; raising it lets waiters get new connections at once.
+
+        Args:
+            min_size: the new ``min_size`` (``None``: unchanged).
+            max_size: the new ``max_size`` (``None``: unchanged).
 
         Raises:
             PoolClosed: the pool is closing or closed.

@@ -79,6 +79,9 @@ class ExploringEventLoop(asyncio.SelectorEventLoop):
 
     Hooks added with ``add_iteration_hook`` run at the start of every iteration, i.e. after
     every batch of callbacks: a hook that raises stops the loop with that exception.
+
+    Raises:
+        ValueError: ``defer`` is not between 0 and 1.
     """
 
     def __init__(self, seed: int, *, defer: float = 0.0) -> None:
@@ -86,15 +89,24 @@ class ExploringEventLoop(asyncio.SelectorEventLoop):
             raise ValueError(f"defer must be between 0 and 1, got {defer!r}")
         super().__init__()
         self.seed = seed
+        """The seed this loop's schedule comes from."""
         self.defer = defer
+        """The probability that a task's step is put off to the next iteration."""
         self.rng = random.Random(seed)
+        """The random generator that picks the schedule (seeded with ``seed``)."""
         self.deferred = 0
+        """How many task steps were put off so far."""
         self.iterations = 0
+        """How many loop iterations ran so far."""
         self._hooks: list[Callable[[], object]] = []
         self._ready: _ShuffledReady = _ShuffledReady(self)
 
     def add_iteration_hook(self, hook: Callable[[], object]) -> Callable[[], None]:
-        """Run ``hook()`` after every loop iteration; returns a function that removes it."""
+        """Run ``hook()`` after every loop iteration; returns a function that removes it.
+
+        Args:
+            hook: called with no arguments; what it raises stops the loop.
+        """
         self._hooks.append(hook)
         return lambda: self._hooks.remove(hook) if hook in self._hooks else None
 
@@ -109,7 +121,14 @@ class ExploringEventLoop(asyncio.SelectorEventLoop):
 def on_every_iteration(hook: Callable[[], object]) -> Callable[[], None]:
     """Run ``hook`` after every iteration of the running ``ExploringEventLoop``.
 
-    Returns a function that removes it. Raises ``RuntimeError`` on another loop.
+    Args:
+        hook: called with no arguments after every iteration, e.g. ``pool.check_invariants``.
+
+    Returns:
+        A function that removes the hook.
+
+    Raises:
+        RuntimeError: the running loop is not an ``ExploringEventLoop``.
     """
     loop = asyncio.get_running_loop()
     if not isinstance(loop, ExploringEventLoop):
@@ -118,7 +137,12 @@ def on_every_iteration(hook: Callable[[], object]) -> Callable[[], None]:
 
 
 class ScheduleFailure(AssertionError):
-    """A scenario failed under one seed's schedule; ``seed`` replays it."""
+    """A scenario failed under one seed's schedule; ``seed`` replays it.
+
+    Args:
+        seed: the seed whose schedule failed.
+        error: what the scenario raised (also the ``__cause__``).
+    """
 
     def __init__(self, seed: int, error: BaseException) -> None:
         super().__init__(
@@ -126,7 +150,9 @@ class ScheduleFailure(AssertionError):
             f" (replay with explore(..., seeds=[{seed}]) or --aioconn-explore-seed={seed})"
         )
         self.seed = seed
+        """The seed whose schedule failed: ``explore(..., seeds=[seed])`` replays it."""
         self.error = error
+        """What the scenario raised under that schedule."""
 
 
 def explore(
@@ -138,9 +164,20 @@ def explore(
 ) -> int:
     """Run ``scenario()`` once per seed, each on a new ``ExploringEventLoop``.
 
-    Returns how many seeds ran. A scenario that raises (or does not finish within
-    ``timeout`` seconds: a deadlock) raises ``ScheduleFailure`` naming the seed, with the
-    original error as its cause.
+    Call it where no event loop runs (a sync test, a script): each seed gets its own loop.
+
+    Args:
+        scenario: an async function with no arguments; build everything it uses inside it.
+        seeds: the schedules to run, e.g. ``range(100)``.
+        defer: the probability that a task's step is put off to the next iteration.
+        timeout: seconds one run may take; longer counts as a deadlock.
+
+    Returns:
+        How many seeds ran.
+
+    Raises:
+        ScheduleFailure: the scenario raised, or did not finish within ``timeout`` seconds,
+            under a seed; the original error is its cause.
     """
     ran = 0
     for seed in seeds:
