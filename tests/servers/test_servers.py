@@ -1,0 +1,111 @@
+"""The session's real servers: they run where the fixtures say, restart on the same port, and a
+missing wheel is an error that names it."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from servers._process import ServerError, package_dir
+from servers.postgres import PostgresServer
+from servers.redis import RedisServer
+
+
+async def test_postgres_answers_on_its_port(postgres_server: PostgresServer) -> None:
+    conn = await asyncpg.connect(postgres_server.dsn)
+    try:
+        assert await conn.fetchval("SHOW server_version_num") >= "180000"
+        assert await conn.fetchval("SHOW port") == str(postgres_server.port)
+        assert await conn.fetchval("SHOW fsync") == "off"
+        assert await conn.fetchval("SELECT current_user") == "postgres"
+    finally:
+        await conn.close()
+
+
+async def test_redis_answers_on_its_port(redis_server: RedisServer) -> None:
+    reader, writer = await asyncio.open_connection(redis_server.host, redis_server.port)
+    try:
+        writer.write(b"SET servers:test 42\r\nGET servers:test\r\nDEL servers:test\r\n")
+        expected = b"+OK\r\n$2\r\n42\r\n:1\r\n"
+        assert await reader.readexactly(len(expected)) == expected
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+@pytest.fixture
+def scratch_dir() -> Iterator[Path]:
+    base = Path(tempfile.mkdtemp(prefix="aioconn-test-"))
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+async def _refused(host: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection(host, port)
+    except ConnectionRefusedError:
+        return True
+    writer.close()
+    await writer.wait_closed()
+    return False
+
+
+async def test_redis_restarts_on_the_same_port(scratch_dir: Path) -> None:
+    server = RedisServer(scratch_dir)
+    server.start()
+    try:
+        first_pid = server.pid
+        server.stop()
+        assert not server.running
+        assert await _refused(server.host, server.port)
+        server.start()
+        assert server.pid != first_pid
+        assert server.ready()
+    finally:
+        server.stop()
+
+
+async def test_postgres_restarts_and_keeps_its_data(scratch_dir: Path) -> None:
+    server = PostgresServer(scratch_dir)
+    server.start()
+    try:
+        conn = await asyncpg.connect(server.dsn)
+        await conn.execute("CREATE TABLE kept (n int); INSERT INTO kept VALUES (7)")
+        server.kill()  # a crash: the session sees its connection die
+        with pytest.raises((ConnectionError, asyncpg.exceptions.ConnectionDoesNotExistError)):
+            await conn.fetchval("SELECT 1")
+        conn.terminate()
+        assert await _refused(server.host, server.port)
+        server.start()  # crash recovery replays the WAL
+        conn = await asyncpg.connect(server.dsn)
+        try:
+            assert await conn.fetchval("SELECT n FROM kept") == 7
+        finally:
+            await conn.close()
+    finally:
+        server.stop()
+
+
+def test_a_missing_wheel_fails_with_its_name() -> None:
+    with pytest.raises(ServerError, match=r"'embedded-postgres-nightly' wheel is not installed"):
+        package_dir("embedded-postgres-nightly", "embedded_postgres_nightly")
+
+
+class MisconfiguredRedis(RedisServer):
+    def command(self) -> list[str]:
+        return [*super().command(), "--no-such-directive", "1"]
+
+
+def test_a_server_that_exits_while_starting_quotes_its_log(scratch_dir: Path) -> None:
+    server = MisconfiguredRedis(scratch_dir)
+    with pytest.raises(
+        ServerError, match=r"(?s)Redis exited with status 1 while starting.*no-such-directive"
+    ):
+        server.start()
+    assert not server.running
