@@ -1,8 +1,8 @@
 """How a pooled resource is opened, checked, reset and closed — kept apart from the pool's policy.
 
 A pool only ever talks to a ``Connector``; it never imports socket code. ``connect`` and
-``close`` are required; ``check``, ``reset``, ``is_reusable`` and ``abort`` are optional and
-found by name.
+``close`` are required; ``init``, ``check``, ``reset``, ``is_reusable``, ``recover`` and
+``abort`` are optional and found by name.
 """
 
 from __future__ import annotations
@@ -38,10 +38,14 @@ class Connector(Protocol[R]):
     """What a pool needs to know about its resources.
 
     Required: ``async connect() -> R`` and ``async close(R)``. Optional methods, looked up by
-    name: ``async check(R) -> bool`` (is it alive? run before handing out a resource idle for
-    longer than ``check_after_idle``, and by the keepalive), ``async reset(R)`` (make it clean
-    for the next user; run on every return), ``is_reusable(R) -> bool`` (a cheap synchronous
-    look, run on every return and checkout) and ``abort(R)`` (close at once, synchronously).
+    name: ``async init(R)`` (run once on a new resource, right after ``connect``: the
+    on-connect hook), ``async check(R) -> bool`` (is it alive? run before handing out a
+    resource idle for longer than ``check_after_idle``, and by the keepalive), ``async
+    reset(R)`` (make it clean for the next user; run on every clean return),
+    ``is_reusable(R) -> bool`` (a cheap synchronous look, run on every return and checkout),
+    ``async recover(R, exc) -> bool`` (after a block that ended with the exception ``exc``:
+    True if the resource is clean again, e.g. its query was cancelled on the server; False or
+    an exception and it is discarded) and ``abort(R)`` (close at once, synchronously).
     """
 
     async def connect(self) -> R:
@@ -58,9 +62,23 @@ class _ConnectionConnector:
 
     _target: Target
 
-    def __init__(self, target: Target, **options: Any) -> None:
+    def __init__(
+        self,
+        target: Target,
+        *,
+        init: Callable[[Connection], Any] | None = None,
+        **options: Any,
+    ) -> None:
         self._target = target
         self._options = make_options(**options)
+        self._init = _optional_callable("init", init)
+        if init is None:
+            self.init = None  # type: ignore[assignment]  # pool looks optional hooks up by name
+
+    async def init(self, resource: Connection) -> None:
+        """Run the ``init`` callable (e.g. send ``CLIENT SETNAME``) on a new connection."""
+        assert self._init is not None
+        await _maybe_await(self._init(resource))
 
     async def connect(self) -> Connection:
         """Open a connection with the configured options."""
@@ -88,7 +106,11 @@ class _ConnectionConnector:
 
 
 class TCPConnector(_ConnectionConnector):
-    """Opens ``aioconn.Connection``s to ``host:port``; takes every ``Connection`` option."""
+    """Opens ``aioconn.Connection``s to ``host:port``; takes every ``Connection`` option.
+
+    ``init``, if given, is called with each new connection (``async`` or not), e.g. to
+    authenticate or name the session, before the pool hands it out.
+    """
 
     def __init__(
         self,
@@ -107,9 +129,11 @@ class TCPConnector(_ConnectionConnector):
         keepalive: bool | KeepAlive = False,
         limit: int = DEFAULT_LIMIT,
         retry: Retry | None = None,
+        init: Callable[[Connection], Any] | None = None,
     ) -> None:
         super().__init__(
             Target(host=_validate.host(host), port=_validate.port(port)),
+            init=init,
             ssl=ssl,
             server_hostname=server_hostname,
             connect_timeout=connect_timeout,
@@ -126,7 +150,7 @@ class TCPConnector(_ConnectionConnector):
 
 
 class UnixConnector(_ConnectionConnector):
-    """Opens ``aioconn.Connection``s to the Unix socket at ``path``."""
+    """Opens ``aioconn.Connection``s to the Unix socket at ``path``; ``init`` as for TCP."""
 
     def __init__(
         self,
@@ -140,9 +164,11 @@ class UnixConnector(_ConnectionConnector):
         write_timeout: float | None = None,
         limit: int = DEFAULT_LIMIT,
         retry: Retry | None = None,
+        init: Callable[[Connection], Any] | None = None,
     ) -> None:
         super().__init__(
             Target(path=_check_unix_path(path)),
+            init=init,
             ssl=ssl,
             server_hostname=server_hostname,
             connect_timeout=connect_timeout,
@@ -157,8 +183,9 @@ class UnixConnector(_ConnectionConnector):
 class FactoryConnector(Connector[R]):
     """A connector from plain callables: ``FactoryConnector(open_fn, close=close_fn)``.
 
-    ``factory()`` must return an awaitable resolving to the resource. ``close``, ``check``
-    and ``reset`` may be sync or async; ``is_reusable`` must be sync.
+    ``factory()`` must return an awaitable resolving to the resource. ``close``, ``init``,
+    ``check``, ``reset`` and ``recover`` may be sync or async; ``is_reusable`` and ``abort``
+    must be sync. Each optional hook exists on the connector only when given.
     """
 
     def __init__(
@@ -169,22 +196,20 @@ class FactoryConnector(Connector[R]):
         check: Callable[[R], Any] | None = None,
         reset: Callable[[R], Any] | None = None,
         is_reusable: Callable[[R], bool] | None = None,
+        init: Callable[[R], Any] | None = None,
+        recover: Callable[[R, BaseException], Any] | None = None,
+        abort: Callable[[R], Any] | None = None,
     ) -> None:
         if not callable(factory):
             raise TypeError(f"factory must be callable, got {factory!r}")
-        for name, value in (
-            ("close", close),
-            ("check", check),
-            ("reset", reset),
-            ("is_reusable", is_reusable),
-        ):
-            if value is not None and not callable(value):
-                raise TypeError(f"{name} must be callable or None, got {value!r}")
         self._factory = factory
-        self._close = close
-        self._check = check
-        self._reset = reset
-        self._is_reusable = is_reusable
+        self._close = _optional_callable("close", close)
+        self._check = _optional_callable("check", check)
+        self._reset = _optional_callable("reset", reset)
+        self._is_reusable = _optional_callable("is_reusable", is_reusable)
+        self._init = _optional_callable("init", init)
+        self._recover = _optional_callable("recover", recover)
+        self._abort = _optional_callable("abort", abort)
         # Expose the optional hooks only when given, so the pool skips the absent ones.
         if check is None:
             self.check = None  # type: ignore[assignment]  # pool looks optional hooks up by name
@@ -192,6 +217,12 @@ class FactoryConnector(Connector[R]):
             self.reset = None  # type: ignore[assignment]  # same
         if is_reusable is None:
             self.is_reusable = None  # type: ignore[assignment]  # same
+        if init is None:
+            self.init = None  # type: ignore[assignment]  # same
+        if recover is None:
+            self.recover = None  # type: ignore[assignment]  # same
+        if abort is None:
+            self.abort = None  # type: ignore[assignment]  # same
 
     async def connect(self) -> R:
         """Call the factory and await what it returns."""
@@ -222,8 +253,29 @@ class FactoryConnector(Connector[R]):
         assert self._is_reusable is not None
         return bool(self._is_reusable(resource))
 
+    async def init(self, resource: R) -> None:
+        """Run the ``init`` callable on a new resource."""
+        assert self._init is not None
+        await _maybe_await(self._init(resource))
+
+    async def recover(self, resource: R, exc: BaseException) -> bool:
+        """Run the ``recover`` callable; only a truthy result keeps the resource."""
+        assert self._recover is not None
+        return bool(await _maybe_await(self._recover(resource, exc)))
+
+    def abort(self, resource: R) -> None:
+        """Run the ``abort`` callable: close at once, synchronously."""
+        assert self._abort is not None
+        self._abort(resource)
+
     def __repr__(self) -> str:
         return f"<FactoryConnector {self._factory!r}>"
+
+
+def _optional_callable(name: str, value: Any) -> Any:
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be callable or None, got {value!r}")
+    return value
 
 
 async def _maybe_await(value: Any) -> Any:
