@@ -71,8 +71,8 @@ def test_a_hook_that_is_not_callable_is_named(name: str) -> None:
     async def make() -> object:
         return object()
 
+    kwargs: dict[str, Any] = {name: "nope"}
     with pytest.raises(TypeError, match=f"{name} must be callable or None, got 'nope'"):
-        kwargs: dict[str, Any] = {name: "nope"}
         FactoryConnector(make, **kwargs)
 
 
