@@ -8,9 +8,13 @@ import os
 import pytest
 
 from servers import fixtures as _servers
-from servers.fixtures import postgres_server, redis_server
+from servers.fixtures import postgres_replica, postgres_server, redis_server
 
-__all__ = ["postgres_server", "redis_server"]  # session fixtures, see tests/servers/
+__all__ = [
+    "postgres_replica",
+    "postgres_server",
+    "redis_server",
+]  # session fixtures, see tests/servers/
 
 
 def open_socket_count() -> int:

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import pytest
-from pg_helpers import client_pids, monitor, session_state, until_gone, until_sleeping
 
 from aioconn.drivers import AsyncpgConnector
+from servers.pg_watch import client_pids, monitor, session_state, until_gone, until_sleeping
 from servers.postgres import PostgresServer
 
 if TYPE_CHECKING:

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
-from pg_helpers import client_pids, monitor, session_state, until_gone, until_sleeping
 from psycopg.pq import TransactionStatus
 
 from aioconn.drivers import PsycopgConnector
+from servers.pg_watch import client_pids, monitor, session_state, until_gone, until_sleeping
 from servers.postgres import PostgresServer
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from typing import TypeVar
 import pytest
 
 from ._process import ServerError, ServerProcess
-from .postgres import PostgresServer
+from .postgres import PostgresReplica, PostgresServer
 from .redis import RedisServer
 
 S = TypeVar("S", bound=ServerProcess)
@@ -26,11 +26,12 @@ started: list[ServerProcess] = []  # reported at the end of the session with the
 
 
 @contextlib.contextmanager
-def _running(kind: type[S]) -> Iterator[S]:
-    base = Path(tempfile.mkdtemp(prefix=f"aioconn-{kind.name.lower()}-"))
+def _running(kind: type[S], *args: object) -> Iterator[S]:
+    prefix = kind.name.lower().replace(" ", "-")
+    base = Path(tempfile.mkdtemp(prefix=f"aioconn-{prefix}-"))
     try:
         try:
-            server = kind(base)
+            server = kind(base, *args)
             server.start()
         except ServerError as exc:
             pytest.fail(f"{kind.name} for the integration tests: {exc}", pytrace=False)
@@ -47,6 +48,13 @@ def _running(kind: type[S]) -> Iterator[S]:
 def postgres_server() -> Iterator[PostgresServer]:
     """A PostgreSQL 18 cluster (superuser ``postgres``, trust auth) on 127.0.0.1."""
     with _running(PostgresServer) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_replica(postgres_server: PostgresServer) -> Iterator[PostgresReplica]:
+    """A hot standby of ``postgres_server`` (streaming replication), read-only."""
+    with _running(PostgresReplica, postgres_server) as server:
         yield server
 
 

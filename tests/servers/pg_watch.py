@@ -1,4 +1,4 @@
-"""Looking at the PostgreSQL server from the side: its client sessions, a session's state."""
+"""Looking at PostgreSQL servers from the side: client sessions, session state, replay."""
 
 from __future__ import annotations
 
@@ -70,3 +70,12 @@ async def until_sleeping(watcher: asyncpg.Connection[Any], pid: int) -> None:
         return bool(count)
 
     await _poll(sleeping, f"session {pid} runs pg_sleep")
+
+
+async def until_replayed(replica: asyncpg.Connection[Any], lsn: str) -> None:
+    """Wait until ``replica`` replayed the primary's WAL up to ``lsn`` (replication is async)."""
+
+    async def replayed() -> bool:
+        return bool(await replica.fetchval("SELECT pg_last_wal_replay_lsn() >= $1", lsn))
+
+    await _poll(replayed, f"the replica replays up to {lsn}")
