@@ -14,7 +14,8 @@ How a Markdown file is run (authors of new pages need nothing else):
   but not executed: for fragments that need something the test cannot provide (a real remote
   host, global logging configuration). Use it sparingly; anything else should run.
 - Pages under ``docs/recipes/`` run against the session's real servers (``tests/servers/``):
-  ``REDIS_HOST``/``REDIS_PORT`` and ``POSTGRES_DSN`` are set in the environment for them.
+  ``REDIS_HOST``/``REDIS_PORT``, ``POSTGRES_DSN`` and ``POSTGRES_REPLICA_DSN`` (a streaming
+  replica of it) are set in the environment for them.
 - Other fences (```` ```console ````, ```` ```text ````, ```` ```mermaid ````, ...) are ignored.
 - A file fails when a block raises (the traceback points at the Markdown file's own line
   numbers), when asyncio or aioconn logs an ERROR (e.g. "Task exception was never retrieved"),
@@ -220,6 +221,7 @@ def _serve_recipe(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("REDIS_HOST", redis.host)
     monkeypatch.setenv("REDIS_PORT", str(redis.port))
     monkeypatch.setenv("POSTGRES_DSN", request.getfixturevalue("postgres_server").dsn)
+    monkeypatch.setenv("POSTGRES_REPLICA_DSN", request.getfixturevalue("postgres_replica").dsn)
 
 
 @pytest.mark.parametrize("path", doc_files(), ids=lambda path: path.relative_to(ROOT).as_posix())
