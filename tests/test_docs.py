@@ -13,7 +13,7 @@ How a Markdown file is run (authors of new pages need nothing else):
 - ```` ```python no-run ```` marks a block that is compiled (so it must still be valid Python)
   but not executed: for fragments that need something the test cannot provide (a real remote
   host, global logging configuration). Use it sparingly; anything else should run.
-- Pages under ``docs/recipes/`` run against the session's real servers (``tests/servers/``):
+- Pages under ``docs/recipes/``, and ``docs/drivers.md``, run against the session's real servers (``tests/servers/``):
   ``REDIS_HOST``/``REDIS_PORT``, ``POSTGRES_DSN`` and ``POSTGRES_REPLICA_DSN`` (a streaming
   replica of it) are set in the environment for them.
 - Other fences (```` ```console ````, ```` ```text ````, ```` ```mermaid ````, ...) are ignored.
@@ -213,6 +213,7 @@ async def _shut_down(namespace: dict[str, Any]) -> None:
 
 
 RECIPES = ROOT / "docs" / "recipes"
+SERVED_PAGES = {ROOT / "docs" / "drivers.md"}  # besides the recipes
 
 
 def _serve_recipe(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -229,7 +230,7 @@ def test_examples_run(
     path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     monkeypatch.chdir(tmp_path)  # examples that write files write them here
-    if RECIPES in path.parents:
+    if RECIPES in path.parents or path in SERVED_PAGES:
         _serve_recipe(request, monkeypatch)
     run_markdown(path.read_text(encoding="utf-8"), str(path))
 
