@@ -13,9 +13,9 @@ How a Markdown file is run (authors of new pages need nothing else):
 - ```` ```python no-run ```` marks a block that is compiled (so it must still be valid Python)
   but not executed: for fragments that need something the test cannot provide (a real remote
   host, global logging configuration). Use it sparingly; anything else should run.
-- Pages under ``docs/recipes/``, and ``docs/drivers.md``, run against the session's real servers (``tests/servers/``):
-  ``REDIS_HOST``/``REDIS_PORT``, ``POSTGRES_DSN`` and ``POSTGRES_REPLICA_DSN`` (a streaming
-  replica of it) are set in the environment for them.
+- Pages under ``docs/recipes/``, and ``docs/drivers.md``, run against the session's real
+  servers (``tests/servers/``): ``REDIS_HOST``/``REDIS_PORT``, ``POSTGRES_DSN`` and
+  ``POSTGRES_REPLICA_DSN`` (a streaming replica of it) are set in the environment for them.
 - Other fences (```` ```console ````, ```` ```text ````, ```` ```mermaid ````, ...) are ignored.
 - A file fails when a block raises (the traceback points at the Markdown file's own line
   numbers), when asyncio or aioconn logs an ERROR (e.g. "Task exception was never retrieved"),
