@@ -101,6 +101,7 @@ class ServerProcess:
                 group=None if uid is None else _gid_of(uid),
                 extra_groups=None if uid is None else [],
                 preexec_fn=_die_with_parent,  # runs after the uid switch
+                start_new_session=True,  # a process group of its own, for kill()
             )
         self._wait(lambda: self.ready(), began)
         self.started_in = time.monotonic() - began
@@ -137,11 +138,23 @@ class ServerProcess:
                 process.wait()
 
     def kill(self) -> None:
-        """SIGKILL the server (a crash, as far as its clients can tell) and reap it."""
+        """SIGKILL the server and every process it started (PostgreSQL's backends), as a crash
+        of the machine would, and reap it."""
         process, self._process = self._process, None
-        if process is not None:
-            process.kill()
-            process.wait()
+        if process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        # The server's children die a moment later; a restart before they are gone finds their
+        # resources (PostgreSQL: the shared memory block) still in use.
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while _live_members(process.pid):
+            if time.monotonic() > deadline:
+                raise ServerError(
+                    f"{self.name}'s processes outlived SIGKILL: {_live_members(process.pid)}"
+                )
+            time.sleep(_POLL)
 
     def log_tail(self, lines: int = 20) -> str:
         with contextlib.suppress(OSError):
@@ -152,6 +165,23 @@ class ServerProcess:
     def __repr__(self) -> str:
         state = f"pid {self._process.pid}" if self._process is not None else "stopped"
         return f"<{type(self).__name__} {self.host}:{self.port} {state}>"
+
+
+def _live_members(group: int) -> list[int]:
+    """The processes of process group ``group`` that have not exited (zombies excluded)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as file:
+                fields = file.read().rpartition(")")[2].split()
+        except OSError:  # exited meanwhile
+            continue
+        state, process_group = fields[0], int(fields[2])
+        if process_group == group and state != "Z":
+            members.append(int(entry))
+    return members
 
 
 def _gid_of(uid: int) -> int:

