@@ -54,11 +54,8 @@ class Listener:
 
     @property
     def listening(self) -> bool:
+        """True between ``listen()`` and ``refuse()``/``close()``."""
         return self._listening
-
-    @property
-    def closed(self) -> bool:
-        return self._sock is None
 
     def listen(self) -> None:
         """Accept connections (from this call on, connects succeed); idempotent."""

@@ -280,8 +280,9 @@ class ChaosProxy:
         """Act like a downed server, until ``enable()``: close every link (FIN to both sides)
         and refuse new connections (``connect()`` fails with ``ConnectionRefusedError``).
 
-        The port stays reserved: it is held by a bound, non-listening socket, so nothing else
-        can take it meanwhile, and ``enable()`` listens on the same port again.
+        The port stays reserved: a bound, non-listening socket holds it, so another program
+        cannot bind it meanwhile (unless it sets ``SO_REUSEADDR``, on Linux), and ``enable()``
+        listens on the same port again.
         """
         self._enabled = False
         if self._listener is not None:
