@@ -1,4 +1,4 @@
-"""Shared fixtures: a loopback echo server and a count of this process's open sockets."""
+"""Shared fixtures: the real servers, a count of this process's open sockets, a GC per test."""
 
 from __future__ import annotations
 
@@ -6,6 +6,15 @@ import gc
 import os
 
 import pytest
+
+from servers import fixtures as _servers
+from servers.fixtures import postgres_replica, postgres_server, redis_server
+
+__all__ = [
+    "postgres_replica",
+    "postgres_server",
+    "redis_server",
+]  # session fixtures, see tests/servers/
 
 
 def open_socket_count() -> int:
@@ -25,3 +34,8 @@ def _collect_garbage() -> object:
     # Unclosed transports warn from __del__; collecting here makes the test that leaked fail.
     yield None
     gc.collect()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in _servers.summary():
+        terminalreporter.write_line(f"real server: {line}")

@@ -13,6 +13,9 @@ How a Markdown file is run (authors of new pages need nothing else):
 - ```` ```python no-run ```` marks a block that is compiled (so it must still be valid Python)
   but not executed: for fragments that need something the test cannot provide (a real remote
   host, global logging configuration). Use it sparingly; anything else should run.
+- Pages under ``docs/recipes/``, and ``docs/drivers.md``, run against the session's real
+  servers (``tests/servers/``): ``REDIS_HOST``/``REDIS_PORT``, ``POSTGRES_DSN`` and
+  ``POSTGRES_REPLICA_DSN`` (a streaming replica of it) are set in the environment for them.
 - Other fences (```` ```console ````, ```` ```text ````, ```` ```mermaid ````, ...) are ignored.
 - A file fails when a block raises (the traceback points at the Markdown file's own line
   numbers), when asyncio or aioconn logs an ERROR (e.g. "Task exception was never retrieved"),
@@ -209,9 +212,26 @@ async def _shut_down(namespace: dict[str, Any]) -> None:
     await _leftover_tasks(0.5)
 
 
+RECIPES = ROOT / "docs" / "recipes"
+SERVED_PAGES = {ROOT / "docs" / "drivers.md"}  # besides the recipes
+
+
+def _serve_recipe(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point a recipe at the session's real servers, as its readers would at theirs."""
+    redis = request.getfixturevalue("redis_server")
+    monkeypatch.setenv("REDIS_HOST", redis.host)
+    monkeypatch.setenv("REDIS_PORT", str(redis.port))
+    monkeypatch.setenv("POSTGRES_DSN", request.getfixturevalue("postgres_server").dsn)
+    monkeypatch.setenv("POSTGRES_REPLICA_DSN", request.getfixturevalue("postgres_replica").dsn)
+
+
 @pytest.mark.parametrize("path", doc_files(), ids=lambda path: path.relative_to(ROOT).as_posix())
-def test_examples_run(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_examples_run(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
     monkeypatch.chdir(tmp_path)  # examples that write files write them here
+    if RECIPES in path.parents or path in SERVED_PAGES:
+        _serve_recipe(request, monkeypatch)
     run_markdown(path.read_text(encoding="utf-8"), str(path))
 
 

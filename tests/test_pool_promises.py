@@ -555,3 +555,26 @@ def test_the_core_is_synchronous_and_the_layers_import_downwards() -> None:
         }
         assert not names & above, (module, names & above)
         importlib.import_module(f"aioconn.{module}")
+
+
+async def test_init_runs_once_per_new_connection_and_a_failing_one_fails_the_waiter() -> None:
+    factory = ThingFactory()
+    inits: list[int] = []
+
+    async def init(thing: Thing) -> None:
+        inits.append(thing.id)
+        if len(inits) == 2:
+            raise OSError("init failed")
+
+    async with Pool(factory.open, close=factory.close, init=init, max_size=2) as pool:
+        async with pool.acquire() as first:
+            pass
+        async with pool.acquire() as again:
+            assert again is first  # reused: no second init
+        assert inits == [first.id]
+        async with pool.acquire():
+            with pytest.raises(aioconn.ConnectError, match="init failed"):
+                await pool.get()  # a second connection; its init fails
+        await eventually(lambda: factory.made[1].closed)  # never handed out, closed
+        stats = pool.stats()
+        assert (stats.connect_failures, stats.created, stats.size) == (1, 1, 1)

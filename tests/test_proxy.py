@@ -213,24 +213,70 @@ async def test_hold_rejects_an_unknown_direction(proxy: ChaosProxy) -> None:
 # -- disable and enable --------------------------------------------------------------------
 
 
-async def test_disable_closes_links_and_resets_new_clients_until_enable(
+async def test_disable_closes_links_and_refuses_new_clients_until_enable(
     proxy: ChaosProxy,
 ) -> None:
+    port = proxy.port
     async with client(proxy) as (reader, writer):
         await echo(reader, writer, b"a")
         proxy.disable()
         assert not proxy.enabled
         assert await reader.read() == b""
     await proxy.wait_for(closed=1)
-    async with client(proxy) as (reader, _):
-        with pytest.raises(ConnectionResetError):
-            await reader.read(1)
-    assert (await proxy.wait_for(refused=1)).accepted == 1
+    with pytest.raises(ConnectionRefusedError):  # like a downed server: no TCP connection at all
+        await asyncio.open_connection(proxy.host, proxy.port)
+    assert (proxy.stats.accepted, proxy.stats.refused) == (1, 0)  # the kernel refused it
     proxy.enable()
+    assert proxy.port == port
     async with client(proxy) as (reader, writer):
         await echo(reader, writer, b"b")
     stats = await proxy.wait_for(closed=2)
-    assert (stats.accepted, stats.refused, stats.open) == (2, 1, 0)
+    assert (stats.accepted, stats.refused, stats.open) == (2, 0, 0)
+
+
+def _bind_without_reuse(port: int) -> None:
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", port))
+
+
+async def test_a_disabled_proxy_keeps_its_port(proxy: ChaosProxy) -> None:
+    async with client(proxy) as (reader, writer):  # leaves an accepted socket on the port
+        await echo(reader, writer, b"a")
+    await proxy.wait_for(closed=1)
+    for _ in range(2):  # the switches are idempotent
+        proxy.disable()
+    with pytest.raises(OSError, match="Address already in use"):
+        _bind_without_reuse(proxy.port)
+    for _ in range(2):
+        proxy.enable()
+    async with client(proxy) as (reader, writer):
+        await echo(reader, writer, b"b")
+    await proxy.close()
+    _bind_without_reuse(proxy.port)  # released only by close()
+
+
+async def test_a_proxy_disabled_before_start_refuses_from_the_start(
+    echo_server: EchoServer,
+) -> None:
+    proxy = ChaosProxy(echo_server.host, echo_server.port)
+    proxy.disable()
+    async with proxy:
+        assert proxy.port != 0
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection(proxy.host, proxy.port)
+        proxy.enable()
+        async with client(proxy) as (reader, writer):
+            await echo(reader, writer, b"c")
+
+
+async def test_disable_and_enable_in_a_tight_loop_leak_no_socket(proxy: ChaosProxy) -> None:
+    before = open_socket_count()
+    for _ in range(50):
+        proxy.disable()
+        proxy.enable()
+    assert open_socket_count() == before
+    async with client(proxy) as (reader, writer):
+        await echo(reader, writer, b"d")
 
 
 async def test_disable_while_a_link_connects_upstream_closes_it(proxy: ChaosProxy) -> None:

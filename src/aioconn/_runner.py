@@ -74,6 +74,7 @@ class PoolRunner(Generic[R]):
             connector, "recover", None
         )
         self.abort: Callable[[R], Any] | None = getattr(connector, "abort", None)
+        self.init: Callable[[R], Awaitable[Any]] | None = getattr(connector, "init", None)
         self.connect_timeout = connect_timeout
         self.check_timeout = check_timeout
         self.reset_timeout = reset_timeout
@@ -240,12 +241,10 @@ class PoolRunner(Generic[R]):
 
     async def connect_once(self) -> R:
         if self.connect_timeout is None:
-            resource: R = await self.connector.connect()
-            return resource
+            return await self.connect_and_init()
         try:
             async with asyncio.timeout(self.connect_timeout):
-                resource = await self.connector.connect()
-                return resource
+                return await self.connect_and_init()
         except TimeoutError as exc:
             if isinstance(exc, ConnectTimeout):
                 raise
@@ -253,6 +252,29 @@ class PoolRunner(Generic[R]):
                 f"{self.name}: connect did not finish within"
                 f" connect_timeout={self.connect_timeout} s"
             ) from None
+
+    async def connect_and_init(self) -> R:
+        """``connect()``, then the connector's on-connect ``init`` (one bounded step)."""
+        resource: R = await self.connector.connect()
+        if self.init is not None:
+            try:
+                await self.init(resource)
+            except BaseException:
+                # Never handed out: close it here (at once if the connector can abort).
+                if self.abort is not None:
+                    self.call_abort(resource)
+                else:
+                    self.spawn(self.close_unborn(resource), background=False)
+                raise
+        return resource
+
+    async def close_unborn(self, resource: R) -> None:
+        """Close a resource whose ``init`` failed, within ``close_timeout``."""
+        try:
+            async with asyncio.timeout(self.close_timeout):
+                await self.connector.close(resource)
+        except Exception:
+            logger.info("%s: closing %r after its init failed also failed", self.name, resource)
 
     def connect_error(self, exc: BaseException) -> BaseException:
         """A connect failure as a waiter should see it."""

@@ -1,8 +1,8 @@
 """How a pooled resource is opened, checked, reset and closed — kept apart from the pool's policy.
 
 A pool only ever talks to a ``Connector``; it never imports socket code. ``connect`` and
-``close`` are required; ``check``, ``reset``, ``is_reusable`` and ``abort`` are optional and
-found by name.
+``close`` are required; ``init``, ``check``, ``reset``, ``is_reusable``, ``recover`` and
+``abort`` are optional and found by name.
 """
 
 from __future__ import annotations
@@ -38,15 +38,17 @@ class Connector(Protocol[R]):
     """What a pool needs to know about its resources.
 
     Required: ``async connect() -> R`` and ``async close(R)``. Optional methods, looked up by
-    name: ``async check(R) -> bool`` (is it alive? run before handing out a resource idle for
-    longer than ``check_after_idle``, and by the keepalive), ``async reset(R)`` (make it clean
-    for the next user; run on every clean return), ``is_reusable(R) -> bool`` (a cheap
-    synchronous look, run on every return and checkout), ``abort(R)`` (close at once,
-    synchronously) and ``async recover(R, exc) -> bool`` (after an ``acquire()`` block ended
-    by ``exc``: bring the resource back to a clean state — cancel the server's work, roll
-    back — and say whether it may be reused; without it such a resource is discarded).
-    The pool bounds each await (``connect_timeout``, ``check_timeout``, ``reset_timeout``,
-    ``recover_timeout``, ``close_timeout``); a hook that raises counts as a failure.
+    name: ``async init(R)`` (run once on a new resource, right after ``connect``: the
+    on-connect hook), ``async check(R) -> bool`` (is it alive? run before handing out a
+    resource idle for longer than ``check_after_idle``, and by the keepalive), ``async
+    reset(R)`` (make it clean for the next user; run on every clean return),
+    ``is_reusable(R) -> bool`` (a cheap synchronous look, run on every return and checkout),
+    ``async recover(R, exc) -> bool`` (after a block that ended with the exception ``exc``:
+    True if the resource is clean again, e.g. its query was cancelled on the server; False or
+    an exception and it is discarded) and ``abort(R)`` (close at once, synchronously).
+    The pool bounds each await (``connect_timeout`` covers ``connect`` and ``init``,
+    ``check_timeout``, ``reset_timeout``, ``recover_timeout``, ``close_timeout``); a hook that
+    raises counts as a failure.
     """
 
     async def connect(self) -> R:
@@ -67,9 +69,23 @@ class _ConnectionConnector:
 
     _target: Target
 
-    def __init__(self, target: Target, **options: Any) -> None:
+    def __init__(
+        self,
+        target: Target,
+        *,
+        init: Callable[[Connection], Any] | None = None,
+        **options: Any,
+    ) -> None:
         self._target = target
         self._options = make_options(**options)
+        self._init = _optional_callable("init", init)
+        if init is None:
+            self.init = None  # type: ignore[assignment]  # pool looks optional hooks up by name
+
+    async def init(self, resource: Connection) -> None:
+        """Run the ``init`` callable (e.g. send ``CLIENT SETNAME``) on a new connection."""
+        assert self._init is not None
+        await _maybe_await(self._init(resource))
 
     async def connect(self) -> Connection:
         """Open a connection with the configured options."""
@@ -100,7 +116,8 @@ class TCPConnector(_ConnectionConnector):
     """Opens ``aioconn.Connection``s to ``host:port``; takes every ``Connection`` option.
 
     Use it as ``Pool(TCPConnector("db.internal", 5432, read_timeout=5))``. The pool calls
-    ``connect``, ``check``, ``is_reusable``, ``close`` and ``abort``; you seldom call them.
+    ``connect``, ``init``, ``check``, ``is_reusable``, ``close`` and ``abort``; you seldom call
+    them.
 
     Args:
         host: the name or address to connect to.
@@ -121,6 +138,8 @@ class TCPConnector(_ConnectionConnector):
         keepalive: ``True`` or an ``aioconn.KeepAlive`` to enable TCP keepalive probes.
         limit: the longest line or frame accepted, in bytes (default 65536).
         retry: an ``aioconn.Retry`` policy for connect failures.
+        init: called with each new connection (``async`` or not), e.g. to authenticate or name
+            the session, before the pool hands it out; ``None``: nothing to run.
 
     Raises:
         TypeError, ValueError: for an invalid argument, naming it.
@@ -143,9 +162,11 @@ class TCPConnector(_ConnectionConnector):
         keepalive: bool | KeepAlive = False,
         limit: int = DEFAULT_LIMIT,
         retry: Retry | None = None,
+        init: Callable[[Connection], Any] | None = None,
     ) -> None:
         super().__init__(
             Target(host=_validate.host(host), port=_validate.port(port)),
+            init=init,
             ssl=ssl,
             server_hostname=server_hostname,
             connect_timeout=connect_timeout,
@@ -176,6 +197,7 @@ class UnixConnector(_ConnectionConnector):
         write_timeout: default deadline of each send call in seconds, or ``None``.
         limit: the longest line or frame accepted, in bytes (default 65536).
         retry: an ``aioconn.Retry`` policy for connect failures.
+        init: as for ``TCPConnector``.
 
     Raises:
         TypeError, ValueError: for an invalid argument, naming it.
@@ -193,9 +215,11 @@ class UnixConnector(_ConnectionConnector):
         write_timeout: float | None = None,
         limit: int = DEFAULT_LIMIT,
         retry: Retry | None = None,
+        init: Callable[[Connection], Any] | None = None,
     ) -> None:
         super().__init__(
             Target(path=_check_unix_path(path)),
+            init=init,
             ssl=ssl,
             server_hostname=server_hostname,
             connect_timeout=connect_timeout,
@@ -210,8 +234,9 @@ class UnixConnector(_ConnectionConnector):
 class FactoryConnector(Connector[R]):
     """A connector from plain callables: ``FactoryConnector(open_fn, close=close_fn)``.
 
-    ``factory()`` must return an awaitable resolving to the resource. ``close``, ``check``,
-    ``reset`` and ``recover`` may be sync or async; ``is_reusable`` and ``abort`` must be sync.
+    ``factory()`` must return an awaitable resolving to the resource. ``close``, ``init``,
+    ``check``, ``reset`` and ``recover`` may be sync or async; ``is_reusable`` and ``abort``
+    must be sync. Each optional hook exists on the connector only when given.
 
     Args:
         factory: called with no arguments to open a resource; returns an awaitable of it.
@@ -222,6 +247,8 @@ class FactoryConnector(Connector[R]):
             no reset.
         is_reusable: ``is_reusable(resource)``, a cheap synchronous look on every return and
             checkout; ``None``: always reusable.
+        init: ``init(resource)`` runs once on each new resource, before the pool hands it out
+            (the on-connect hook); ``None``: nothing to run.
         recover: ``recover(resource, exc)`` after an ``acquire()`` block ended by ``exc``:
             bring the resource back to a clean state and return whether it may be reused
             (falsy or raising: discarded); ``None``: such a resource is always discarded.
@@ -240,28 +267,20 @@ class FactoryConnector(Connector[R]):
         check: Callable[[R], Any] | None = None,
         reset: Callable[[R], Any] | None = None,
         is_reusable: Callable[[R], bool] | None = None,
+        init: Callable[[R], Any] | None = None,
         recover: Callable[[R, BaseException], Any] | None = None,
         abort: Callable[[R], Any] | None = None,
     ) -> None:
         if not callable(factory):
             raise TypeError(f"factory must be callable, got {factory!r}")
-        for name, value in (
-            ("close", close),
-            ("check", check),
-            ("reset", reset),
-            ("is_reusable", is_reusable),
-            ("recover", recover),
-            ("abort", abort),
-        ):
-            if value is not None and not callable(value):
-                raise TypeError(f"{name} must be callable or None, got {value!r}")
         self._factory = factory
-        self._close = close
-        self._check = check
-        self._reset = reset
-        self._is_reusable = is_reusable
-        self._recover = recover
-        self._abort = abort
+        self._close = _optional_callable("close", close)
+        self._check = _optional_callable("check", check)
+        self._reset = _optional_callable("reset", reset)
+        self._is_reusable = _optional_callable("is_reusable", is_reusable)
+        self._init = _optional_callable("init", init)
+        self._recover = _optional_callable("recover", recover)
+        self._abort = _optional_callable("abort", abort)
         # Expose the optional hooks only when given, so the pool skips the absent ones.
         if check is None:
             self.check = None  # type: ignore[assignment]  # pool looks optional hooks up by name
@@ -269,6 +288,8 @@ class FactoryConnector(Connector[R]):
             self.reset = None  # type: ignore[assignment]  # same
         if is_reusable is None:
             self.is_reusable = None  # type: ignore[assignment]  # same
+        if init is None:
+            self.init = None  # type: ignore[assignment]  # same
         if recover is None:
             self.recover = None  # type: ignore[assignment]  # same
         if abort is None:
@@ -319,8 +340,17 @@ class FactoryConnector(Connector[R]):
         assert self._is_reusable is not None
         return bool(self._is_reusable(resource))
 
+    async def init(self, resource: R) -> None:
+        """Run the ``init`` callable on a new resource.
+
+        Args:
+            resource: the resource ``connect`` just opened.
+        """
+        assert self._init is not None
+        await _maybe_await(self._init(resource))
+
     async def recover(self, resource: R, exc: BaseException) -> bool:
-        """Run the ``recover`` callable; a falsy result or an exception means discard it.
+        """Run the ``recover`` callable; only a truthy result keeps the resource.
 
         Args:
             resource: the resource whose ``acquire()`` block ended by ``exc``.
@@ -340,6 +370,12 @@ class FactoryConnector(Connector[R]):
 
     def __repr__(self) -> str:
         return f"<FactoryConnector {self._factory!r}>"
+
+
+def _optional_callable(name: str, value: Any) -> Any:
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be callable or None, got {value!r}")
+    return value
 
 
 async def _maybe_await(value: Any) -> Any:

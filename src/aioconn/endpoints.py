@@ -15,11 +15,13 @@ import random
 import ssl as _ssl
 import time
 from collections.abc import Callable, Iterable
+from typing import Any, Generic, TypeVar
 
 from . import _validate
 from ._balance import make_strategy
 from ._breaker import EJECTED, HEALTHY, BreakerPolicy
 from ._endpoint import Endpoint, EndpointSpec, parse_address, resolve_all
+from ._endpoint_resources import PASSED_ON, Connectors, Sockets
 from ._endpoint_state import EndpointState, Member
 from ._open import Target
 from ._options import (
@@ -38,11 +40,13 @@ from .stats import EndpointStats, SummaryRecorder
 
 __all__ = ["Endpoint", "Endpoints"]
 
+R = TypeVar("R")
+
 logger = logging.getLogger("aioconn.endpoints")
 _monotonic = time.monotonic
 
 
-class Endpoints:
+class Endpoints(Generic[R]):
     """A connector over several endpoints: ``Pool(Endpoints(["10.0.0.5:80", "10.0.0.6:80"]))``.
 
     Each acquire goes to the endpoint the ``strategy`` picks: an idle connection to it if there
@@ -81,12 +85,15 @@ class Endpoints:
     There is no ``retry``: failing over to the next endpoint is the retry, and the pool's
     ``connect_retry`` retries a whole ``connect()``.
 
+    ``Endpoints.using(make_connector, endpoints)`` balances connections of another kind (an
+    asyncpg connection, ...) the same way: see ``using``.
+
     Raises:
         TypeError, ValueError: for an invalid argument, naming it.
     """
 
     def __init__(
-        self,
+        self: Endpoints[Connection],
         endpoints: Iterable[EndpointSpec],
         *,
         strategy: str = "round_robin",
@@ -108,8 +115,99 @@ class Endpoints:
         keepalive: bool | KeepAlive = False,
         limit: int = DEFAULT_LIMIT,
     ) -> None:
+        self._setup(
+            endpoints,
+            Sockets(),
+            strategy=strategy,
+            max_per_endpoint=max_per_endpoint,
+            eject_after=eject_after,
+            failure_ratio=failure_ratio,
+            base_ejection=base_ejection,
+            max_ejection=max_ejection,
+            seed=seed,
+            shared=make_options(
+                ssl=ssl,
+                server_hostname=server_hostname,
+                connect_timeout=connect_timeout,
+                close_timeout=close_timeout,
+                read_timeout=read_timeout,
+                write_timeout=write_timeout,
+                local_addr=local_addr,
+                happy_eyeballs_delay=happy_eyeballs_delay,
+                nodelay=nodelay,
+                keepalive=keepalive,
+                limit=limit,
+            ),
+        )
+
+    @classmethod
+    def using(
+        cls,
+        connector: Callable[..., Any],
+        endpoints: Iterable[EndpointSpec],
+        *,
+        strategy: str = "round_robin",
+        max_per_endpoint: int | None = None,
+        eject_after: int | None = 3,
+        failure_ratio: tuple[float, int] | None = None,
+        base_ejection: float = 1.0,
+        max_ejection: float = 30.0,
+        seed: int | None = None,
+    ) -> Endpoints[Any]:
+        """Balance the connections of a connector per endpoint, e.g. asyncpg's, over ``endpoints``.
+
+        ``connector(host=..., port=...)`` (``connector(path=...)`` for a ``unix:`` endpoint) is
+        called once per endpoint and must return a connector (``connect``, ``close``, and the
+        optional hooks). Connections open through the connector of the endpoint the strategy
+        picks; ejection, failover, draining and stats work as for ``aioconn.Connection``s.
+        The connector's ``is_reusable``, ``check``, ``abort``, ``init``, ``reset`` and
+        ``recover`` apply to its own connections. Timeouts and TLS are the connector's: a
+        connect fails over when the connector's ``connect()`` raises.
+
+        Example::
+
+            replicas = Endpoints.using(
+                lambda **where: AsyncpgConnector(user="app", database="app", **where),
+                ["10.0.0.5:5432", "10.0.0.6:5432"],
+            )
+            pool = aioconn.Pool(replicas, max_size=10)
+
+        Raises:
+            TypeError, ValueError: an invalid argument (naming it), or a connector without
+                ``connect``/``close``.
+        """
+        self: Endpoints[Any] = cls.__new__(cls)
+        self._setup(
+            endpoints,
+            Connectors(connector),
+            strategy=strategy,
+            max_per_endpoint=max_per_endpoint,
+            eject_after=eject_after,
+            failure_ratio=failure_ratio,
+            base_ejection=base_ejection,
+            max_ejection=max_ejection,
+            seed=seed,
+            shared=make_options(),
+        )
+        return self
+
+    def _setup(
+        self,
+        endpoints: Iterable[EndpointSpec],
+        resources: Sockets | Connectors,
+        *,
+        strategy: str,
+        max_per_endpoint: int | None,
+        eject_after: int | None,
+        failure_ratio: tuple[float, int] | None,
+        base_ejection: float,
+        max_ejection: float,
+        seed: int | None,
+        shared: ConnectOptions,
+    ) -> None:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise TypeError(f"seed must be an int or None, got {seed!r}")
+        self._resources = resources
         self._strategy_name = strategy
         self._strategy = make_strategy(strategy, random.Random(seed))
         self._cap = (
@@ -120,23 +218,11 @@ class Endpoints:
         self._policy = BreakerPolicy.checked(
             eject_after, failure_ratio, base_ejection, max_ejection
         )
-        self._shared = make_options(
-            ssl=ssl,
-            server_hostname=server_hostname,
-            connect_timeout=connect_timeout,
-            close_timeout=close_timeout,
-            read_timeout=read_timeout,
-            write_timeout=write_timeout,
-            local_addr=local_addr,
-            happy_eyeballs_delay=happy_eyeballs_delay,
-            nodelay=nodelay,
-            keepalive=keepalive,
-            limit=limit,
-        )
+        self._shared = shared
         self._active: list[EndpointState] = []  # in configured order (it matters to "primary")
         self._retiring: list[EndpointState] = []  # removed, still with connections
         self._by_key: dict[str, EndpointState] = {}
-        self._members: dict[Connection, Member] = {}
+        self._members: dict[Any, Member] = {}
         # The endpoint choose_idle chose for a new connection: the connect() the pool starts
         # next goes there. One slot, not a queue: when the pool starts no connect (one already
         # under way will serve the caller), the wish must not linger and steer later ones.
@@ -146,10 +232,13 @@ class Endpoints:
         self._emit: Callable[[PoolEvent], None] | None = None
         self._pool_name = ""
         self._install(resolve_all(endpoints, self._shared))
+        for hook in PASSED_ON:  # the pool looks optional hooks up by name: absent means None
+            if not resources.has(hook):
+                setattr(self, hook, None)
 
     # -- the connector ----------------------------------------------------------------------
 
-    async def connect(self) -> Connection:
+    async def connect(self) -> R:
         """Open a connection to the endpoint the strategy picks, failing over on errors.
 
         Each endpoint is tried at most once per call. With ``max_per_endpoint``, a call that
@@ -175,44 +264,60 @@ class Endpoints:
                 return connection
             tried.add(state)
 
-    async def close(self, resource: Connection) -> None:
+    async def close(self, resource: R) -> None:
         """Close gracefully within ``close_timeout``, else abort.
 
         Args:
             resource: a connection this connector opened.
         """
         self._forget(resource)
-        await resource.close()
+        await self._resources.close(resource)
 
-    def abort(self, resource: Connection) -> None:
+    def abort(self, resource: R) -> None:
         """Abort at once.
 
         Args:
             resource: a connection this connector opened.
         """
         self._forget(resource)
-        resource.abort()
+        self._resources.abort(resource)
 
-    async def check(self, resource: Connection) -> bool:
-        """Alive as far as the socket can tell, and its endpoint still in rotation.
+    async def check(self, resource: R) -> bool:
+        """Alive (as far as the socket, or the connector's ``check``, can tell) and its
+        endpoint still in rotation.
 
         Args:
             resource: an idle connection this connector opened.
         """
-        return self.is_reusable(resource)
+        return self.is_reusable(resource) and await self._resources.check(resource)
 
-    def is_reusable(self, resource: Connection) -> bool:
-        """``Connection.reusable``, and its endpoint was not ejected, drained or removed since.
+    def is_reusable(self, resource: R) -> bool:
+        """``Connection.reusable`` (or the connector's ``is_reusable``), and its endpoint was not
+        ejected, drained or removed since.
 
         Args:
             resource: a connection this connector opened.
         """
         member = self._members.get(resource)
-        return member is not None and not member.retired and resource.reusable
+        return member is not None and not member.retired and self._resources.reusable(resource)
+
+    # Passed on to the connector of the resource's endpoint; None without such connectors.
+
+    async def init(self, resource: R) -> None:
+        """The ``init`` of the connector that opened ``resource``."""
+        await self._resources.hook(resource, "init")(resource)
+
+    async def reset(self, resource: R) -> None:
+        """The ``reset`` of the connector that opened ``resource``."""
+        await self._resources.hook(resource, "reset")(resource)
+
+    async def recover(self, resource: R, exc: BaseException) -> bool:
+        """The ``recover`` of the connector that opened ``resource``."""
+        return bool(await self._resources.hook(resource, "recover")(resource, exc))
 
     # -- the pool's balancing hooks -----------------------------------------------------------
 
-    def choose_idle(self, candidates: list[Connection], can_open: bool) -> int | None:
+    def choose_idle(self, candidates: list[R], can_open: bool) -> int | None:
         """Which idle connection serves this acquire, or None to open one (to the chosen endpoint).
 
         An idle connection that may not be reused is returned first, so that the pool discards
@@ -230,7 +335,7 @@ class Endpoints:
         oldest: dict[EndpointState, int] = {}
         for index, connection in enumerate(candidates):
             member = members.get(connection)
-            if member is None or member.retired or not connection.reusable:
+            if member is None or member.retired or not self._resources.reusable(connection):
                 return index
             newest[member.state] = index  # the pool reuses the most recently returned first
             oldest.setdefault(member.state, index)
@@ -265,7 +370,7 @@ class Endpoints:
         self._wanted = chosen  # the pool now calls connect(), which goes there
         return None
 
-    def on_acquire(self, resource: Connection) -> None:
+    def on_acquire(self, resource: R) -> None:
         """The pool handed ``resource`` to a caller.
 
         Args:
@@ -276,7 +381,7 @@ class Endpoints:
             member.in_use = True
             member.state.in_use += 1
 
-    def on_release(self, resource: Connection) -> None:
+    def on_release(self, resource: R) -> None:
         """``resource`` came back from its caller (or was aborted).
 
         Args:
@@ -287,14 +392,14 @@ class Endpoints:
             member.in_use = False
             member.state.in_use -= 1
 
-    def endpoint_of(self, resource: Connection) -> str:
+    def endpoint_of(self, resource: R) -> str:
         """The endpoint ``resource`` is connected to, as ``host:port`` or ``unix:/path``.
 
         Args:
             resource: a connection this connector opened.
         """
         member = self._members.get(resource)
-        return member.state.key if member is not None else resource.target
+        return member.state.key if member is not None else self._resources.target_of(resource)
 
     def bind_events(self, emit: Callable[[PoolEvent], None], pool: str | None = None) -> None:
         """Send ``EndpointEjected``/``EndpointRestored`` to ``emit``; zero the counters.
@@ -406,15 +511,13 @@ class Endpoints:
             return wanted  # choose_idle already spent a strategy step on this acquire
         return choices[self._strategy.pick(choices)]
 
-    async def _attempt(
-        self, state: EndpointState, attempts: list[tuple[str, str]]
-    ) -> Connection | None:
+    async def _attempt(self, state: EndpointState, attempts: list[tuple[str, str]]) -> R | None:
         """One connect to ``state``: the connection if it may be handed out, else None."""
         probe = state.breaker.begin()
         state.opening += 1
         started = _monotonic()
         try:
-            connection = await Connection._from_options(state.target, state.options).connect()
+            connection: R = await self._resources.open(state)
         except Exception as exc:
             state.opening -= 1
             error = str(exc) or repr(exc)
@@ -436,7 +539,7 @@ class Endpoints:
         if state.state != HEALTHY:  # ejected, drained or removed while connecting
             attempts.append((state.key, f"{state.state} while connecting"))
             self._forget_if_gone(state)
-            await connection.close()
+            await self._resources.close(connection)
             return None
         self._members[connection] = Member(state)
         state.open += 1
@@ -494,6 +597,7 @@ class Endpoints:
             state = self._by_key.get(str(target))
             if state is None:
                 state = EndpointState(target, endpoint, options, self._policy)
+                self._resources.prepare(state)
                 self._by_key[state.key] = state
             else:
                 if state.removed:
@@ -511,7 +615,7 @@ class Endpoints:
             if member.state is state:
                 member.retired = True
 
-    def _forget(self, resource: Connection) -> None:
+    def _forget(self, resource: R) -> None:
         member = self._members.pop(resource, None)
         if member is None:
             return

@@ -69,6 +69,9 @@ class Pool(Generic[R]):
         recover: with a factory only: ``recover(resource, exc) -> bool``, after a block ended
             by ``exc``: may the resource be reused?
         abort: with a factory only: ``abort(resource)``, close at once, synchronously.
+        init: with a factory only: ``init(resource)``, run once on each new resource before
+            it is handed out (the on-connect hook; bounded by ``connect_timeout`` with the
+            connect). A connector object has its own ``init`` method instead.
         min_size: connections kept open even when idle (opened by ``open()``).
         max_size: the most connections that exist at once, opening ones included.
         acquire_timeout: default seconds an acquire may wait, or ``None`` for no limit.
@@ -77,8 +80,9 @@ class Pool(Generic[R]):
         check_after_idle: run ``check`` before handing out a connection idle this long.
         keepalive_interval: the background task runs ``check`` on connections idle this long.
         connect_retry: a ``Retry`` for opening connections.
-        connect_timeout: seconds one connect may take (30 s; ``None``: the connector's own
-            bound only). Applies to factories too: a factory that never returns fails.
+        connect_timeout: seconds one connect (with its ``init``) may take (30 s; ``None``: the
+            connector's own bound only). Applies to factories too: a factory that never
+            returns fails.
         check_timeout: seconds a ``check`` may take before the connection counts as dead (5 s).
         reset_timeout: seconds a ``reset`` may take before the connection is discarded (5 s).
         recover_timeout: seconds a ``recover`` may take before the connection is discarded
@@ -135,6 +139,7 @@ class Pool(Generic[R]):
         is_reusable: Callable[[R], bool] | None = ...,
         recover: Callable[[R, BaseException], Any] | None = ...,
         abort: Callable[[R], Any] | None = ...,
+        init: Callable[[R], Any] | None = ...,
         min_size: int = ...,
         max_size: int = ...,
         acquire_timeout: float | None = ...,
@@ -166,6 +171,7 @@ class Pool(Generic[R]):
         is_reusable: Callable[[R], bool] | None = None,
         recover: Callable[[R, BaseException], Any] | None = None,
         abort: Callable[[R], Any] | None = None,
+        init: Callable[[R], Any] | None = None,
         min_size: int = 0,
         max_size: int = 10,
         acquire_timeout: float | None = 30.0,
@@ -194,6 +200,7 @@ class Pool(Generic[R]):
             is_reusable=is_reusable,
             recover=recover,
             abort=abort,
+            init=init,
         )
         min_size, max_size = check_sizes(min_size, max_size)
         acquire_timeout = _validate.timeout("acquire_timeout", acquire_timeout)

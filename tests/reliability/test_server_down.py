@@ -1,9 +1,10 @@
 """The server goes down, then comes back: fast, clear failures meanwhile, and full recovery.
 
-Directly against a stopped server, every acquire fails at once with ``ConnectError`` (the
-connection is refused), long before the 10 s connect timeout. Behind a proxy that is disabled,
-or whose server is stopped, the TCP connect to the proxy succeeds and the proxy then resets it,
-so each request fails at once with ``ConnectionClosed`` instead. Either way no caller waits,
+Directly against a stopped server, and behind a disabled proxy (which refuses connections the
+same way), every acquire fails at once with ``ConnectError`` (the connection is refused), long
+before the 10 s connect timeout. Behind a proxy whose server is stopped, the TCP connect to the
+proxy succeeds and the proxy then resets it, so each request fails at once with
+``ConnectionClosed`` instead. Either way no caller waits,
 none gets a reply, idle connections that died meanwhile are never handed out, and once the
 server is back every request succeeds on a new connection.
 """
@@ -78,8 +79,37 @@ async def test_a_stopped_server_fails_acquires_at_once_with_connect_error() -> N
         await assert_quiescent(pool, server, baseline)
 
 
-@pytest.mark.parametrize("how", ["proxy_disabled", "server_behind_proxy_stopped"])
-async def test_behind_a_proxy_requests_fail_at_once_with_connection_closed(how: str) -> None:
+async def test_a_disabled_proxy_fails_acquires_at_once_with_connect_error() -> None:
+    async with (
+        EchoServer(witness=True) as server,
+        ChaosProxy(server.host, server.port, seed=SEED) as proxy,
+    ):
+        baseline = take_baseline()
+        pool = Pool(TCPConnector(proxy.host, proxy.port), max_size=SIZE, name="proxy-down")
+        await pool.open()
+        idle = await warm_up(pool)
+        proxy.disable()  # closes every link, then refuses connections like a downed server
+        await poll_until(lambda: not any(c.reusable for c in idle), lambda: "idle still alive")
+
+        for _ in range(DOWN_REQUESTS):
+            started = time.monotonic()
+            with pytest.raises(aioconn.ConnectError, match="could not connect"):
+                async with pool.acquire():
+                    pass
+            assert time.monotonic() - started < FAST
+        stats = pool.stats()
+        assert (stats.connect_failures, stats.discarded.not_reusable) == (DOWN_REQUESTS, SIZE)
+        assert (stats.size, stats.waiting, stats.opening) == (0, 0, 0)
+        assert (proxy.stats.accepted, proxy.stats.refused) == (SIZE, 0)  # refused by the kernel
+        assert server.requests == 0
+
+        proxy.enable()
+        await recovered(pool, server)
+        assert pool.stats().created == 2 * SIZE
+        await assert_quiescent(pool, server, baseline, proxy=proxy)
+
+
+async def test_behind_a_proxy_to_a_stopped_server_requests_fail_with_connection_closed() -> None:
     server = await EchoServer(witness=True).start()
     port = server.port
     try:
@@ -89,16 +119,11 @@ async def test_behind_a_proxy_requests_fail_at_once_with_connection_closed(how: 
                 TCPConnector(proxy.host, proxy.port, read_timeout=BOUND),
                 max_size=SIZE,
                 acquire_timeout=BOUND,
-                name=how,
+                name="server-behind-proxy-down",
             )
             await pool.open()
             idle = await warm_up(pool)
-            if how == "proxy_disabled":
-                proxy.disable()  # closes every link
-                async with asyncio.timeout(BOUND):
-                    await proxy.wait_for(open=0)
-            else:
-                await server.stop()  # the proxy passes the FIN on; links close with the client
+            await server.stop()  # the proxy passes the FIN on; links close with the client
             await poll_until(lambda: not any(c.reusable for c in idle), lambda: "idle alive")
 
             for i in range(DOWN_REQUESTS):
@@ -112,10 +137,7 @@ async def test_behind_a_proxy_requests_fail_at_once_with_connection_closed(how: 
             assert stats.created == SIZE + DOWN_REQUESTS
             assert server.requests == 0
 
-            if how == "proxy_disabled":
-                proxy.enable()
-            else:
-                server = await EchoServer(port=port, witness=True).start()
+            server = await EchoServer(port=port, witness=True).start()
             await recovered(pool, server)
             await assert_quiescent(pool, server, baseline, proxy=proxy)
     finally:

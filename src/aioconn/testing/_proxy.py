@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import logging
 import random
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -14,6 +15,7 @@ from typing import Any, Self
 
 from .. import _registry, _validate
 from ._link import Link, reset_socket
+from ._listener import Listener
 from ._toxic_base import DIRECTIONS, Direction, Toxic
 
 __all__ = ["ChaosProxy", "ProxyStats", "ToxicHandle"]
@@ -29,7 +31,9 @@ class ProxyStats:
         open: links open now (``accepted - closed``).
         accepted: client connections taken on as links, ever.
         closed: links fully closed (both sockets), ever.
-        refused: client connections reset at once because the proxy was disabled.
+        refused: client connections reset because the proxy was disabled (or closed) after the
+            kernel accepted them and before they became links. ``disable()`` itself refuses new
+            connections in the kernel (``ECONNREFUSED``), which the proxy never sees or counts.
         upstream_bytes: bytes written to the server, after the toxics (dropped bytes never
             count, held bytes count once released).
         downstream_bytes: bytes written to the clients, after the toxics (likewise).
@@ -165,7 +169,7 @@ class ChaosProxy:
         if seed is None:
             seed = random.SystemRandom().randrange(2**32)
         self.seed: int = _validate.integer("seed", seed, minimum=0)
-        self._server: asyncio.Server | None = None
+        self._listener: Listener | None = None
         self._closed = False
         self._enabled = True
         self._handles: dict[str, ToxicHandle] = {}
@@ -183,10 +187,12 @@ class ChaosProxy:
 
     async def start(self) -> Self:
         """Start listening; returns self. ``port`` then holds the bound port."""
-        if self._server is not None or self._closed:
+        if self._listener is not None or self._closed:
             raise RuntimeError(f"{self!r} was already started (or closed)")
-        self._server = await asyncio.start_server(self._accept, self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
+        self._listener = Listener(self.host, self.port, self._adopt, asyncio.get_running_loop())
+        self.port = self._listener.port
+        if self._enabled:
+            self._listener.listen()
         _registry.proxy_seeds.append((f"{self.host}:{self.port}", self.seed))
         logger.info(
             "chaos proxy %s:%d -> %s:%d (seed %d)",
@@ -205,15 +211,13 @@ class ChaosProxy:
         """
         first = not self._closed
         self._closed = True
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
         for link in list(self._links.values()):
             link.abort(rst=False)
-        if self._tasks:  # a second, concurrent close() waits for the links as well
+        while self._tasks:  # a second, concurrent close() waits for the links as well
             await asyncio.wait(list(self._tasks))
-        if server is not None:
-            await server.wait_closed()
         self._notify()
         for _, future in self._waiters:
             if not future.done():
@@ -307,17 +311,25 @@ class ChaosProxy:
         return self._enabled
 
     def disable(self) -> None:
-        """Act like a downed server: close every link (FIN to both sides) and reset (RST) each
-        new client connection as soon as it is accepted, until ``enable()``.
+        """Act like a downed server, until ``enable()``: close every link (FIN to both sides)
+        and refuse new connections (``connect()`` fails with ``ConnectionRefusedError``).
+
+        The port stays reserved: a bound, non-listening socket holds it, so another program
+        cannot bind it meanwhile (unless it sets ``SO_REUSEADDR``, on Linux), and ``enable()``
+        listens on the same port again.
         """
         self._enabled = False
+        if self._listener is not None:
+            self._listener.refuse()
         logger.info("chaos proxy %s:%d disabled", self.host, self.port)
         for link in list(self._links.values()):
             link.close()
 
     def enable(self) -> None:
-        """Accept and forward new connections again."""
+        """Listen, accept and forward new connections again, on the same port."""
         self._enabled = True
+        if self._listener is not None:
+            self._listener.listen()
         logger.info("chaos proxy %s:%d enabled", self.host, self.port)
 
     def hold(self, direction: Direction) -> None:
@@ -427,6 +439,26 @@ class ChaosProxy:
         self._notify()
 
     # -- links -------------------------------------------------------------------------------
+
+    def _adopt(self, sock: socket.socket) -> None:
+        """Wrap a socket the listener accepted in streams, then take it on as a link."""
+        task = asyncio.get_running_loop().create_task(
+            self._wrap(sock), name=f"aioconn proxy accept {self.host}:{self.port}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _wrap(self, sock: socket.socket) -> None:
+        try:
+            reader, writer = await asyncio.open_connection(sock=sock)
+        except OSError as exc:  # the client is gone already
+            sock.close()
+            logger.debug("accepted connection lost before it became a link: %s", exc)
+            return
+        except BaseException:
+            sock.close()
+            raise
+        self._accept(reader, writer)
 
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._closed or not self._enabled:
