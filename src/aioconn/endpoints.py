@@ -172,6 +172,21 @@ class Endpoints(Generic[R]):
             )
             pool = aioconn.Pool(replicas, max_size=10)
 
+        Args:
+            connector: ``connector(host=..., port=...)`` or ``connector(path=...)`` returns the
+                connector for one endpoint.
+            endpoints: the endpoints, as for ``Endpoints``.
+            strategy: as for ``Endpoints``.
+            max_per_endpoint: as for ``Endpoints``.
+            eject_after: as for ``Endpoints``.
+            failure_ratio: as for ``Endpoints``.
+            base_ejection: as for ``Endpoints``.
+            max_ejection: as for ``Endpoints``.
+            seed: as for ``Endpoints``.
+
+        Returns:
+            An ``Endpoints`` to give a ``Pool`` as its connector.
+
         Raises:
             TypeError, ValueError: an invalid argument (naming it), or a connector without
                 ``connect``/``close``.
@@ -304,15 +319,31 @@ class Endpoints(Generic[R]):
     # Passed on to the connector of the resource's endpoint; None without such connectors.
 
     async def init(self, resource: R) -> None:
-        """The ``init`` of the connector that opened ``resource``."""
+        """The ``init`` of the connector that opened ``resource``.
+
+        Args:
+            resource: a connection this connector just opened.
+        """
         await self._resources.hook(resource, "init")(resource)
 
     async def reset(self, resource: R) -> None:
-        """The ``reset`` of the connector that opened ``resource``."""
+        """The ``reset`` of the connector that opened ``resource``.
+
+        Args:
+            resource: a connection this connector opened, given back clean.
+        """
         await self._resources.hook(resource, "reset")(resource)
 
     async def recover(self, resource: R, exc: BaseException) -> bool:
-        """The ``recover`` of the connector that opened ``resource``."""
+        """The ``recover`` of the connector that opened ``resource``.
+
+        Args:
+            resource: a connection whose ``acquire()`` block ended by ``exc``.
+            exc: the exception that ended the block.
+
+        Returns:
+            Whether the connection may be reused.
+        """
         return bool(await self._resources.hook(resource, "recover")(resource, exc))
 
     # -- the pool's balancing hooks -----------------------------------------------------------

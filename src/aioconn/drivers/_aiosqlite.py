@@ -36,7 +36,8 @@ class AiosqliteConnector(DriverConnector["Connection"]):
         reset: ``"transaction"`` (the default) rolls back a transaction left open.
             ``"session"`` is accepted for symmetry and does the same: SQLite has no
             session state to reset beyond the transaction.
-        recover_timeout, close_timeout: bounds, in seconds.
+        recover_timeout: how long ``recover`` may take before the connection is given up.
+        close_timeout: how long a graceful close may take before the connection is aborted.
         connect_kwargs: passed to ``aiosqlite.connect`` (``timeout``, ``isolation_level``...).
     """
 

@@ -46,7 +46,8 @@ class PsycopgConnector(DriverConnector["Connection"]):
             ``INTRANS`` or ``INERROR``) and costs nothing on a clean return; ``"session"``
             also resets the session state on every return (advisory locks, cursors,
             ``LISTEN``, settings), one round trip.
-        recover_timeout, close_timeout: bounds, in seconds, for ``recover`` and ``close``.
+        recover_timeout: how long ``recover`` may take before the connection is given up.
+        close_timeout: how long a graceful close may take before the connection is aborted.
         connect_kwargs: passed to ``AsyncConnection.connect`` (``autocommit``,
             ``prepare_threshold``, ``row_factory``, connection parameters, ...).
 
