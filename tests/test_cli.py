@@ -54,7 +54,8 @@ def test_every_subcommand_has_examples_and_every_flag_has_help() -> None:
     assert sorted(parsers) == ["demo", "echo-server", "proxy"]
     for name, parser in parsers.items():
         text = parser.format_help()
-        assert "examples:\n" in text and f"\n  aioconn {name}" in text, name
+        assert "examples:\n" in text, name
+        assert f"\n  aioconn {name}" in text, name
         for action in parser._actions:
             assert action.help, f"aioconn {name} {action.option_strings}: no help text"
             assert action.help != argparse.SUPPRESS

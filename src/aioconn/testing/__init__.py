@@ -1,9 +1,10 @@
-"""Tools for testing code that uses aioconn: an echo server and a fault-injection proxy."""
+"""Tools for testing code that uses aioconn: an echo server, a fault-injection proxy, and the
+types of the pytest plugin's fixtures (``aioconn.testing.plugin``)."""
 
 from __future__ import annotations
 
 from ._echo import EchoServer
-from ._proxy import ChaosProxy, ProxyStats, ToxicHandle
+from ._proxy import ChaosProxy, ChaosProxyFactory, ProxyStats, ToxicHandle
 from ._toxic_base import Toxic
 from ._toxics import (
     bandwidth,
@@ -17,6 +18,7 @@ from ._toxics import (
 
 __all__ = [
     "ChaosProxy",
+    "ChaosProxyFactory",
     "EchoServer",
     "ProxyStats",
     "Toxic",

@@ -7,16 +7,16 @@ import contextlib
 import dataclasses
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 from .. import _registry, _validate
 from ._link import Link, reset_socket
 from ._toxic_base import DIRECTIONS, Direction, Toxic
 
-__all__ = ["ChaosProxy", "ProxyStats", "ToxicHandle"]
+__all__ = ["ChaosProxy", "ChaosProxyFactory", "ProxyStats", "ToxicHandle"]
 
 logger = logging.getLogger("aioconn.proxy")
 
@@ -167,6 +167,7 @@ class ChaosProxy:
         self._server = await asyncio.start_server(self._accept, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         _registry.proxy_seeds.append((f"{self.host}:{self.port}", self.seed))
+        _registry.open_proxies.add(self)
         logger.info(
             "chaos proxy %s:%d -> %s:%d (seed %d)",
             self.host,
@@ -184,6 +185,7 @@ class ChaosProxy:
         """
         first = not self._closed
         self._closed = True
+        _registry.open_proxies.discard(self)
         server, self._server = self._server, None
         if server is not None:
             server.close()
@@ -397,6 +399,19 @@ class ChaosProxy:
         del self._links[link.id]
         self._counters["closed"] += 1
         self._notify()
+
+
+class ChaosProxyFactory(Protocol):
+    """The type of the pytest fixture ``chaos_proxy_factory``.
+
+    ``await chaos_proxy_factory(host, port)`` starts a ``ChaosProxy`` in front of the server at
+    ``host:port`` and returns it; the fixture closes every proxy it started after the test.
+    ``seed`` defaults to the test's seed (``@pytest.mark.aioconn_seed``, ``--aioconn-seed``).
+    """
+
+    def __call__(
+        self, host: str, port: int, *, seed: int | None = None
+    ) -> Awaitable[ChaosProxy]: ...
 
 
 def _direction(value: object) -> Direction:
