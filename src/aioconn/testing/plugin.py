@@ -49,6 +49,7 @@ _SETTLE_SECONDS = 1.0  # how long finishing tasks get to finish before they coun
 
 _SEEDS_FROM = pytest.StashKey[int]()
 _LEAK_CHECK = pytest.StashKey[LeakCheck]()
+_FIXTURE_SEEDS = pytest.StashKey[set[int]]()  # seeds the proxy fixtures chose by default
 
 
 def _async_fixture(function: F, loop_scope: str | None = None) -> F:
@@ -162,12 +163,11 @@ def _seed_lines(item: pytest.Item) -> list[str]:
     for proxy in _registry.open_proxies:
         seen.setdefault((f"{proxy.host}:{proxy.port}", proxy.seed))
     lines = [f"ChaosProxy on {address}: seed={seed}" for address, seed in seen]
-    seeds = {seed for _, seed in seen}
-    if len(seeds) == 1:
-        [seed] = seeds
+    by_fixtures = item.stash.get(_FIXTURE_SEEDS, set())
+    if len(by_fixtures) == 1:  # the fixtures chose it: the option or the marker replays it
+        [seed] = by_fixtures
         lines.append(
-            f"replay: pytest {_SEED_OPTION}={seed} (or @pytest.mark.{_SEED_MARKER}({seed}));"
-            " seeds chosen by the proxy fixtures only, not by ChaosProxy(seed=...) in the test"
+            f"replay: pytest {_SEED_OPTION}={seed} (or @pytest.mark.{_SEED_MARKER}({seed}))"
         )
     return lines
 
@@ -274,6 +274,8 @@ async def chaos_proxy_factory(request: pytest.FixtureRequest) -> AsyncIterator[C
         proxy = ChaosProxy(host, port, seed=default if seed is None else seed)
         await proxy.start()
         proxies.append(proxy)
+        if seed is None:
+            request.node.stash.setdefault(_FIXTURE_SEEDS, set()).add(proxy.seed)
         return proxy
 
     try:
