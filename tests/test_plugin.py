@@ -4,6 +4,7 @@ proxy seeds are reported and settable; it runs in pytest-asyncio's strict and au
 from __future__ import annotations
 
 import re
+import sys
 
 import pytest
 
@@ -265,6 +266,39 @@ def test_plain():
     assert "Traceback" not in output
     assert "fixtures.py" not in output
     assert len(output.splitlines()) < 30
+
+
+def test_without_pytest_asyncio_installed_the_plugin_still_loads(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeini("[pytest]\naioconn_leak_check = true\n")
+    pytester.makepyfile(
+        test_no_asyncio="""
+import socket
+
+def test_fixture(chaos_proxy):
+    pass
+
+def test_sync_leak_check_works():
+    socket.socket()  # dropped at once: a ResourceWarning
+"""
+    )
+    # As if pytest-asyncio were not installed: it cannot be imported, and no plugin is loaded
+    # from entry points but aioconn's.
+    code = (
+        "import sys; sys.modules['pytest_asyncio'] = None; import pytest;"
+        " sys.exit(pytest.main(['-p', 'aioconn.testing.plugin', *sys.argv[1:]]))"
+    )
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    result = pytester.run(sys.executable, "-c", code, "-q", "-p", "no:cacheprovider")
+    assert result.ret == 1
+    output = result.stdout.str()
+    assert (
+        "aioconn: test_fixture needs pytest-asyncio (echo_server, chaos_proxy,"
+        " chaos_proxy_factory), which is not installed: pip install 'aioconn[pytest]'"
+    ) in output
+    assert "ERROR at teardown of test_sync_leak_check_works" in output
+    assert "1 passed, 2 errors" in output
 
 
 _SEED_TESTS = """
