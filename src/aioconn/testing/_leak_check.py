@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import re
 import sys
+import traceback
 import warnings
 from collections.abc import Callable
 from types import TracebackType
@@ -88,24 +89,19 @@ class LeakCheck:
     def report(self) -> list[str]:
         """Collect garbage, then describe every leak found; empty if there is none."""
         gc.collect()  # objects in reference cycles warn, and count as freed, only now
-        leaks: list[str] = []
-        for kind, registry in (
-            ("Connection", _registry.open_connections),
-            ("Pool", _registry.open_pools),
-        ):
-            for obj in registry:
-                if id(obj) in self._open_before:
-                    continue
-                leaks.append(
-                    f"open {obj!r}, created at {obj.created_where}, still referenced"
-                    f" (this {kind} was never closed)" + _opened_at(registry.opened_at(obj))
-                )
-        # An unclosed aioconn object warns from __del__: that warning is the leak (a test that
-        # expected it, with pytest.warns, has dealt with it). The registry adds where it was
-        # opened. A leaked pool's connections go with it and are not listed apart.
-        pool_leaked = any(" <aioconn.Pool " in leak.split(",", 1)[0] for leak in leaks) or any(
+        # A leaked pool's connections leak with it: they are not listed apart.
+        pools = [p for p in _registry.open_pools if id(p) not in self._open_before]
+        pool_leaked = bool(pools) or any(
             text.startswith("unclosed <aioconn.Pool ") for text in self.warnings
         )
+        leaks = [_still_open(pool, "Pool", _registry.open_pools) for pool in pools]
+        for conn in _registry.open_connections:
+            if id(conn) in self._open_before or (pool_leaked and conn.created_where == BACKGROUND):
+                continue
+            leaks.append(_still_open(conn, "Connection", _registry.open_connections))
+        # An unclosed aioconn object warns from __del__: that warning is the leak (a test that
+        # expected it, with pytest.warns, has dealt with it). The registry adds where it was
+        # opened.
         freed: dict[tuple[str, str], list[_registry.FreedOpen]] = {}
         for entry in self.freed:
             freed.setdefault((entry.kind, entry.created_where), []).append(entry)
@@ -126,7 +122,14 @@ class LeakCheck:
         return leaks + self.other
 
 
-def _opened_at(stack: Any) -> str:
+def _still_open(obj: Any, kind: str, registry: _registry.OpenObjects) -> str:
+    return (
+        f"open {obj!r}, created at {obj.created_where}, still referenced"
+        f" (this {kind} was never closed)" + _opened_at(registry.opened_at(obj))
+    )
+
+
+def _opened_at(stack: traceback.StackSummary | None) -> str:
     if not stack:
         return ""
     return "\n    opened at (most recent call last):\n" + format_stack(stack, "    ").rstrip("\n")
