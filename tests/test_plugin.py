@@ -155,17 +155,20 @@ def test_leaks_freed_before_the_test_ends_are_caught_whatever_the_warning_filter
         r'        return await aioconn.connect\("127.0.0.1", port\)\n',
         connection,
     ), connection
-    # One entry for the pool; its connections leak with it and are not listed apart.
+    # The pool, where it was created and opened; its connections are not listed apart. (What
+    # else a dropped pool leaves behind, such as sockets or its maintenance task, depends on
+    # the pool core and is reported as such.)
     pool = errors["test_pool_freed_before_the_end"]
-    assert re.fullmatch(
-        r"aioconn leak check:\n"
-        r"  unclosed <aioconn.Pool .*>, created at \S+test_freed.py:19, was freed without"
+    assert pool.startswith("aioconn leak check:\n"), pool
+    assert re.search(
+        r"\n  unclosed <aioconn.Pool .*>, created at \S+test_freed.py:19, was freed without"
         r" being closed\n"
         r"    opened at \(most recent call last\):\n"
         r'      File "\S+test_freed.py", line 20, in test_pool_freed_before_the_end\n'
         r"        await pool.open\(\)\n",
         pool,
     ), pool
+    assert "aioconn.Connection" not in pool
     stream = errors["test_stream_freed_before_the_end"]
     assert stream.startswith("aioconn leak check:\n  ResourceWarning: unclosed <StreamWriter")
     sock = errors["test_socket_freed_while_warnings_are_errors"]
