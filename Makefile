@@ -5,9 +5,10 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint typecheck pytest bench bench-quick soak explore clean docs docs-serve docs-check
 
+# pip >= 25.1 reads the [dependency-groups] of pyproject.toml (`pip install --group`).
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1'
 
 # Stamp files re-run the install when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
@@ -15,7 +16,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e . --group dev
 	touch $@
 
 $(VENV)/.installed-cli: pyproject.toml | $(BIN)/python
@@ -27,7 +28,7 @@ $(VENV)/.installed-docs: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e . --group bench
 	touch $@
 
 demo: $(VENV)/.installed-cli

@@ -16,6 +16,10 @@ How a Markdown file is run (authors of new pages need nothing else):
 - Pages under ``docs/recipes/``, and ``docs/drivers.md``, run against the session's real
   servers (``tests/servers/``): ``REDIS_HOST``/``REDIS_PORT``, ``POSTGRES_DSN`` and
   ``POSTGRES_REPLICA_DSN`` (a streaming replica of it) are set in the environment for them.
+- ```` ```python file=test_example.py ```` (any language, e.g. ```` ```ini file=pytest.ini ````)
+  writes the block to that file in the working directory, before any block runs, instead of
+  executing it (a Python file is still compiled): for examples that are files, such as a test
+  module and its pytest configuration, which a later block then runs.
 - Other fences (```` ```console ````, ```` ```text ````, ```` ```mermaid ````, ...) are ignored.
 - A file fails when a block raises (the traceback points at the Markdown file's own line
   numbers), when asyncio or aioconn logs an ERROR (e.g. "Task exception was never retrieved"),
@@ -23,6 +27,8 @@ How a Markdown file is run (authors of new pages need nothing else):
   period): an example that leaves work behind is not an example to copy. After a failure, the
   pools, connections and echo servers the page left open at top level are closed, so that one
   broken page does not show up as leaks in the tests after it.
+- An example that runs pytest in a subprocess gets ``PYTEST_ADDOPTS=-p no:hypothesispytest``
+  (hypothesis, a development dependency the examples do not use, is slow to import).
 
 Examples assert what they show (``assert reply == b"hello\\n"``) and bind to 127.0.0.1 only.
 """
@@ -38,7 +44,7 @@ import logging
 import re
 import textwrap
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType
@@ -53,6 +59,8 @@ ROOT = Path(__file__).resolve().parent.parent
 NO_RUN = "no-run"
 PYTHON_LANGUAGES = frozenset({"python", "py"})
 LEFTOVER_GRACE = 2.0  # seconds the file's loop may take to finish background work at the end
+# For examples that run pytest: hypothesis's plugin, which they do not use, takes ~1.4 s to load.
+FAST_PYTEST = "-p no:hypothesispytest"
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 
@@ -64,6 +72,8 @@ class Block:
     line: int  # 1-based line number of the block's first line of code
     source: str
     run: bool
+    file: str | None = None  # written to this file instead of executed
+    language: str = "python"
 
 
 def doc_files() -> list[Path]:
@@ -99,9 +109,18 @@ def extract_blocks(text: str, name: str = "<markdown>") -> list[Block]:
             raise ValueError(f"{name}:{start}: the {fence} fence opened here is never closed")
         body = lines[start:index]
         index += 1  # past the closing fence
-        if language in PYTHON_LANGUAGES:
+        files = [word.removeprefix("file=") for word in words[1:] if word.startswith("file=")]
+        if language in PYTHON_LANGUAGES or files:
             source = "\n".join(_unindent(line, indent) for line in body)
-            blocks.append(Block(line=start + 1, source=source, run=NO_RUN not in words[1:]))
+            blocks.append(
+                Block(
+                    line=start + 1,
+                    source=source,
+                    run=NO_RUN not in words[1:] and not files,
+                    file=files[0] if files else None,
+                    language=language,
+                )
+            )
     return blocks
 
 
@@ -114,6 +133,13 @@ def _unindent(line: str, indent: int) -> str:
     # Strip up to the fence's own indentation, never more (CommonMark's rule for fenced code).
     width = len(line) - len(line.lstrip(" \t"))
     return line[min(width, indent) :]
+
+
+def write_files(blocks: list[Block]) -> None:
+    """Write the ``file=`` blocks into the working directory."""
+    for block in blocks:
+        if block.file is not None:
+            Path(block.file).write_text(textwrap.dedent(block.source) + "\n", encoding="utf-8")
 
 
 def compile_block(block: Block, filename: str) -> CodeType:
@@ -162,16 +188,31 @@ async def _leftover_tasks(grace: float) -> list[asyncio.Task[Any]]:
     return [task for task in pending if not task.done()]
 
 
-def run_markdown(text: str, filename: str, *, grace: float = LEFTOVER_GRACE) -> int:
+def run_markdown(
+    text: str,
+    filename: str,
+    *,
+    grace: float = LEFTOVER_GRACE,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+) -> int:
     """Run the Python blocks of one Markdown text as described above; returns how many ran.
 
     Every block is compiled before any runs, so a syntax error anywhere (``no-run`` blocks
     included) fails the file even if an earlier block would have failed too.
     """
-    compiled = [(block, compile_block(block, filename)) for block in extract_blocks(text, filename)]
+    blocks = extract_blocks(text, filename)
+    write_files(blocks)
+    compiled = [
+        (block, compile_block(block, filename))
+        for block in blocks
+        if block.language in PYTHON_LANGUAGES
+    ]
     namespace: dict[str, Any] = {"__name__": "__main__", "__file__": filename}
     ran = 0
-    with _collect_errors("asyncio", "aioconn") as errors, asyncio.Runner() as runner:
+    with (
+        _collect_errors("asyncio", "aioconn") as errors,
+        asyncio.Runner(loop_factory=loop_factory) as runner,
+    ):
         try:
             for block, code in compiled:
                 if not block.run:
@@ -232,7 +273,43 @@ def test_examples_run(
     monkeypatch.chdir(tmp_path)  # examples that write files write them here
     if RECIPES in path.parents or path in SERVED_PAGES:
         _serve_recipe(request, monkeypatch)
+    monkeypatch.setenv("PYTEST_ADDOPTS", FAST_PYTEST)
     run_markdown(path.read_text(encoding="utf-8"), str(path))
+
+
+# Pages written as one `python -m asyncio` session, which tell readers to put their blocks in
+# an `async def main()` for a script: that advice must hold (no `global`, no names only a
+# module has). (docs/testing.md gives the same advice for its proxy examples, but has blocks
+# that run event loops of their own, which cannot run inside main().)
+SESSION_PAGES = ["docs/connection.md", "docs/pool.md"]
+
+
+def as_script(text: str, filename: str) -> str:
+    """The page's runnable blocks as one script: in an ``async def main()``, run by asyncio."""
+    blocks = [block for block in extract_blocks(text, filename) if block.run]
+    body = "\n".join(textwrap.indent(textwrap.dedent(block.source), "    ") for block in blocks)
+    return f"import asyncio\n\n\nasync def main():\n{body}\n\n\nasyncio.run(main())\n"
+
+
+@pytest.mark.parametrize("name", SESSION_PAGES)
+def test_session_pages_also_run_wrapped_in_main(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTEST_ADDOPTS", FAST_PYTEST)
+    text = (ROOT / name).read_text(encoding="utf-8")
+    write_files(extract_blocks(text, name))
+    script = as_script(text, name)
+    exec(compile(script, f"{name} (as a script)", "exec"), {"__name__": "__main__"})
+
+
+def test_connection_page_runs_under_uvloop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Examples assert what aioconn promises, not the wording of asyncio's own errors.
+    import uvloop
+
+    monkeypatch.chdir(tmp_path)
+    path = ROOT / "docs" / "connection.md"
+    run_markdown(path.read_text(encoding="utf-8"), str(path), loop_factory=uvloop.new_event_loop)
 
 
 @pytest.mark.parametrize("name", ["README.md", "docs/connection.md", "docs/pool.md"])
@@ -321,3 +398,21 @@ def test_tasks_left_running_fail_the_page() -> None:
     )
     with pytest.raises(AssertionError, match="tasks still running"):
         run_markdown(text, "<page>", grace=0.01)
+
+
+def test_file_blocks_are_written_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    text = (
+        "```python\n"
+        "from pathlib import Path\n"
+        "assert Path('settings.ini').read_text() == '[section]\\nkey = 1\\n'\n"
+        "assert Path('helper.py').read_text() == 'VALUE = 2\\n'\n"
+        "```\n\n"
+        "```ini file=settings.ini\n[section]\nkey = 1\n```\n\n"
+        "```python file=helper.py\nVALUE = 2\n```\n"
+    )
+    assert run_markdown(text, "<page>") == 1
+    with pytest.raises(SyntaxError):
+        run_markdown("```python file=broken.py\ndef broken(:\n```\n", "<page>")

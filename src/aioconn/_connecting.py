@@ -6,7 +6,7 @@ import os
 import ssl as _ssl
 from collections.abc import Generator
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._options import (
     DEFAULT_CLOSE_TIMEOUT,
@@ -24,10 +24,24 @@ __all__ = ["connect", "connect_unix"]
 class _Connecting:
     """What ``connect()`` returns: ``await`` it for a connection, or use it with ``async with``."""
 
-    __slots__ = ("_connection",)
+    __slots__ = ("_connection", "_opener")
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, opener: str) -> None:
         self._connection = connection
+        self._opener = opener
+
+    if not TYPE_CHECKING:  # hidden from type checkers, which already catch the missing await
+
+        def __getattr__(self, name: str) -> Any:
+            # Only reached for names _Connecting lacks: most likely `conn.send` on a result
+            # that was never awaited. Say so, instead of "'_Connecting' object has no ...".
+            raise AttributeError(
+                f"{self._opener}() returns an awaitable, not a Connection, so it has no"
+                f" attribute {name!r}: write `conn = await aioconn.{self._opener}(...)` or"
+                f" `async with aioconn.{self._opener}(...) as conn:`",
+                name=name,
+                obj=self,
+            )
 
     def __await__(self) -> Generator[Any, None, Connection]:
         return self._connection.connect().__await__()
@@ -110,7 +124,8 @@ def connect(
             keepalive=keepalive,
             limit=limit,
             retry=retry,
-        )
+        ),
+        "connect",
     )
 
 
@@ -157,5 +172,6 @@ def connect_unix(
             write_timeout=write_timeout,
             limit=limit,
             retry=retry,
-        )
+        ),
+        "connect_unix",
     )

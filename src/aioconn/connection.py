@@ -26,6 +26,7 @@ from ._options import (
     KeepAlive,
     make_options,
 )
+from ._where import caller_site
 from .errors import ConnectError, ConnectionClosed, ProtocolError, ReadTimeout, WriteTimeout
 from .retry import Retry
 
@@ -711,13 +712,8 @@ class Connection:
 
 
 def _caller_outside_aioconn(frame: FrameType | None) -> str:
-    """``file:line`` of the first frame outside aioconn and asyncio, for leak reports."""
-    while frame is not None:
-        module = frame.f_globals.get("__name__", "")
-        if not module.startswith(("aioconn.", "asyncio.")):
-            return f"{frame.f_code.co_filename}:{frame.f_lineno}"
-        frame = frame.f_back
-    return "an aioconn background task (a pool opening connections)"
+    """``file:line`` of the user's code that created the connection, for leak reports."""
+    return caller_site(frame)
 
 
 def _call_timeout(timeout: float | _Default | None) -> float | None:

@@ -1,11 +1,12 @@
-"""Tools for testing code that uses aioconn: an echo server, a fault-injection proxy and a
-schedule-exploring event loop."""
+"""Tools for testing code that uses aioconn: an echo server, a fault-injection proxy, a
+schedule-exploring event loop, and the types of the pytest plugin's fixtures
+(``aioconn.testing.plugin``)."""
 
 from __future__ import annotations
 
 from ._echo import EchoServer
 from ._explore import ExploringEventLoop, ScheduleFailure, explore, on_every_iteration
-from ._proxy import ChaosProxy, ProxyStats, ToxicHandle
+from ._proxy import ChaosProxy, ChaosProxyFactory, ProxyStats, ToxicHandle
 from ._toxic_base import Toxic
 from ._toxics import (
     bandwidth,
@@ -19,6 +20,7 @@ from ._toxics import (
 
 __all__ = [
     "ChaosProxy",
+    "ChaosProxyFactory",
     "EchoServer",
     "ExploringEventLoop",
     "ProxyStats",

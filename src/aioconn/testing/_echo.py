@@ -73,6 +73,7 @@ class EchoServer:
         self.port = port
         self.path = None if path is None else os.fspath(path)
         self._ssl = ssl
+        self._socket_file: tuple[int, int] | None = None  # (device, inode) of our Unix socket
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._handlers: set[asyncio.Task[None]] = set()
@@ -90,6 +91,7 @@ class EchoServer:
         """Start listening; returns self."""
         if self.path is not None:
             self._server = await asyncio.start_unix_server(self._handle, self.path, ssl=self._ssl)
+            self._socket_file = _identity(self.path)
         else:
             self._server = await asyncio.start_server(
                 self._handle, self.host, self.port, ssl=self._ssl
@@ -117,6 +119,15 @@ class EchoServer:
             await asyncio.wait(list(self._handlers))
         if server is not None:
             await server.wait_closed()
+        self._remove_socket_file()
+
+    def _remove_socket_file(self) -> None:
+        # asyncio (before 3.13) leaves a Unix server's socket file behind; remove it, but only
+        # if it is still the one this server created, not a newer one at the same path.
+        created, self._socket_file = self._socket_file, None
+        if created is not None and self.path is not None and _identity(self.path) == created:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
 
     async def __aenter__(self) -> Self:
         return await self.start()
@@ -243,3 +254,12 @@ def parse_witness_reply(reply: bytes) -> tuple[str, int]:
     """Split a witness reply line into ``(request_id, server_id)``."""
     request_id, server_id = reply.decode().split()
     return request_id, int(server_id)
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the socket file at ``path``, or None if there is none."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (info.st_dev, info.st_ino)

@@ -8,17 +8,17 @@ import dataclasses
 import logging
 import random
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 from .. import _registry, _validate
 from ._link import Link, reset_socket
 from ._listener import Listener
 from ._toxic_base import DIRECTIONS, Direction, Toxic
 
-__all__ = ["ChaosProxy", "ProxyStats", "ToxicHandle"]
+__all__ = ["ChaosProxy", "ChaosProxyFactory", "ProxyStats", "ToxicHandle"]
 
 logger = logging.getLogger("aioconn.proxy")
 
@@ -194,6 +194,7 @@ class ChaosProxy:
         if self._enabled:
             self._listener.listen()
         _registry.proxy_seeds.append((f"{self.host}:{self.port}", self.seed))
+        _registry.open_proxies.add(self)
         logger.info(
             "chaos proxy %s:%d -> %s:%d (seed %d)",
             self.host,
@@ -211,6 +212,7 @@ class ChaosProxy:
         """
         first = not self._closed
         self._closed = True
+        _registry.open_proxies.discard(self)
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.close()
@@ -480,6 +482,19 @@ class ChaosProxy:
         del self._links[link.id]
         self._counters["closed"] += 1
         self._notify()
+
+
+class ChaosProxyFactory(Protocol):
+    """The type of the pytest fixture ``chaos_proxy_factory``.
+
+    ``await chaos_proxy_factory(host, port)`` starts a ``ChaosProxy`` in front of the server at
+    ``host:port`` and returns it; the fixture closes every proxy it started after the test.
+    ``seed`` defaults to the test's seed (``@pytest.mark.aioconn_seed``, ``--aioconn-seed``).
+    """
+
+    def __call__(
+        self, host: str, port: int, *, seed: int | None = None
+    ) -> Awaitable[ChaosProxy]: ...
 
 
 def _direction(value: object) -> Direction:
