@@ -24,7 +24,7 @@ $(VENV)/.installed-cli: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-docs: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[docs,cli]'
+	$(BIN)/python -m pip install --quiet -e '.[cli]' --group docs
 	touch $@
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python

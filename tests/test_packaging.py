@@ -59,8 +59,11 @@ def test_wheel_names_the_project_urls(wheel: zipfile.ZipFile) -> None:
 def test_wheel_publishes_no_development_pins(wheel: zipfile.ZipFile) -> None:
     meta = metadata(wheel)
     assert meta.get_all("Provides-Extra") == [
+        "asyncpg",
+        "cli",
         "otel",
         "prometheus",
+        "psycopg",
         "pytest",
         "sqlite",
         "uvloop",

@@ -52,6 +52,7 @@ CHECK = "check"
 DRAINED = "drained"
 
 _LIFETIME_JITTER = 0.1  # retire up to 10 % early so connections opened together expire apart
+EXPIRED = float("-inf")  # expires_at of a slot retired by expire(): discarded as "expired"
 
 
 class Hooks(Generic[R]):
@@ -95,6 +96,7 @@ class PoolCore(Generic[R]):
         keepalive_interval: float | None,
         fresh_window: float,
         emit: Callable[[PoolEvent], None],
+        max_uses: int | None = None,
     ) -> None:
         self.name = name
         self.hooks = hooks
@@ -108,6 +110,7 @@ class PoolCore(Generic[R]):
         self.max_idle = max_idle
         self.max_lifetime = max_lifetime
         self.keepalive_interval = keepalive_interval
+        self.max_uses = max_uses
         # Idle time after which a checkout runs `check` (infinite: never; -1: always ask).
         self.fresh_window = fresh_window
         self.emit = emit
@@ -375,6 +378,10 @@ class PoolCore(Generic[R]):
             hold.max = held
         index = int(_log(held) * _SCALE + _OFFSET) if held > _FLOOR else 0
         hold.buckets[index if index < _BUCKETS else _BUCKETS - 1] += 1
+        if self.max_uses is not None:
+            slot.uses += 1
+            if slot.uses >= self.max_uses and reason is None:
+                reason = "max_uses"
         if reason is None and self.state == OPEN and slot.expires_at > now and not self.oversized:
             is_reusable = self.is_reusable_hook
             try:
@@ -418,7 +425,9 @@ class PoolCore(Generic[R]):
         if self.state != OPEN:
             return "pool_closed"
         if slot.expires_at <= now:
-            return "max_lifetime"
+            return "expired" if slot.expires_at == EXPIRED else "max_lifetime"
+        if self.max_uses is not None and slot.uses >= self.max_uses:
+            return "max_uses"
         if not self.reusable(slot):
             return "not_reusable"
         if self.oversized:
@@ -433,6 +442,8 @@ class PoolCore(Generic[R]):
         now = _monotonic()
         held = now - slot.leased_at
         self.hold_times.add(held)
+        if self.max_uses is not None:
+            slot.uses += 1
         slot.state = RETURNING
         self.returning += 1
         self.reconcile()
@@ -521,7 +532,7 @@ class PoolCore(Generic[R]):
     def _checkout_verdict(self, slot: Slot[R], now: float) -> str | None:
         """Why an idle slot must not be handed out, or None if it may."""
         if slot.expires_at <= now:
-            return "max_lifetime"
+            return "expired" if slot.expires_at == EXPIRED else "max_lifetime"
         if not self.reusable(slot):
             return "not_reusable"
         return None
@@ -605,12 +616,14 @@ class PoolCore(Generic[R]):
         if slot.state != CHECKING or slot.holder is not None:
             return  # close() aborted it meanwhile
         self.checking -= 1
-        if alive and self.state == OPEN:
-            slot.checked_at = _monotonic()
+        now = _monotonic()
+        verdict = self._checkout_verdict(slot, now) if alive else "check_failed"
+        if verdict is None and self.state == OPEN:
+            slot.checked_at = now
             slot.state = CLOSED
             self._put_back(slot, slot.idle_since)
         else:
-            self._discard(slot, "check_failed" if not alive else "pool_closed")
+            self._discard(slot, verdict or "pool_closed")
         self.reconcile()
 
     def resize(self, min_size: int, max_size: int) -> None:
@@ -621,6 +634,30 @@ class PoolCore(Generic[R]):
         self.oversized = self.size() > max_size
         self.refill = True
         self.reconcile()
+
+    def expire(self) -> int:
+        """Event: retire every connection — idle ones now, the others when they come back.
+
+        Returns how many were discarded at once.
+        """
+        retired = 0
+        while self.idle:
+            self._discard(self.idle.pop(), "expired")
+            retired += 1
+        for slot in self.slots.values():
+            slot.expires_at = EXPIRED
+        self.reconcile()
+        return retired
+
+    def take_idle_for_check(self) -> list[Slot[R]]:
+        """Event: ``Pool.check()`` takes every idle slot aside to check it now."""
+        taken = list(self.idle)
+        self.idle.clear()
+        for slot in taken:
+            slot.state = CHECKING
+            self.checking += 1
+        self.reconcile()
+        return taken
 
     def retire_idle(self, reason: str) -> None:
         """Event: discard the idle slots the connector no longer wants (drained endpoints)."""

@@ -9,10 +9,10 @@ import sys
 import traceback
 import warnings
 from collections.abc import Callable
-from types import FrameType
 from typing import Any
 
 from ._slot import LEASED, Slot
+from ._where import user_stack
 from .errors import LeakWarning
 from .events import LeakSuspected, PoolEvent
 
@@ -30,10 +30,8 @@ def watch_for_leak(
 
     The pool cancels the timer (``slot.leak_timer``) whenever the slot stops being leased.
     """
-    frame: FrameType | None = sys._getframe(1)
-    while frame is not None and frame.f_globals.get("__name__", "").startswith("aioconn."):
-        frame = frame.f_back  # start at the caller's code, not in the pool's own frames
-    slot.acquired_stack = traceback.StackSummary.extract(traceback.walk_stack(frame), limit=16)
+    # The caller's own frames, outermost first, without aioconn's or asyncio's.
+    slot.acquired_stack = user_stack(sys._getframe(1), limit=16)
     slot.leak_timer = loop.call_later(timeout, report_leak, slot, timeout, pool_name, emit)
 
 

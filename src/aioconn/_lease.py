@@ -86,7 +86,9 @@ class Lease(Waiter, Generic[R]):
             raise runner.misuse_error()
         timeout = self._timeout
         limit = runner.acquire_timeout if timeout is DEFAULT else timeout
-        if idle and not core.waiting:  # idle but not fresh, or a balancer to ask
+        if limit == 0:  # never queue: an idle one now, or PoolTimeout
+            slot = await runner.acquire_now(self, owner)
+        elif idle and not core.waiting:  # idle but not fresh, or a balancer to ask
             slot = await runner.acquire_slow(self, owner, limit)
         else:  # queue: inlined here, as another coroutine cost ~0.3 µs per contended acquire
             started = monotonic()

@@ -95,6 +95,7 @@ class PoolRunner(Generic[R]):
         self.openers: list[asyncio.Task[BaseException | None]] = []  # collected by open()
         self.collect_openers = False
         self.drained: asyncio.Event | None = None
+        self.grew: asyncio.Event | None = None  # set whenever a connect succeeds (Pool.wait)
         self.closers: dict[asyncio.Task[Any], Slot[R]] = {}
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at = float("inf")
@@ -106,6 +107,7 @@ class PoolRunner(Generic[R]):
         if self.max_connecting is not None:
             self.gate = asyncio.Semaphore(self.max_connecting)
         self.drained = asyncio.Event()
+        self.grew = asyncio.Event()
 
     # -- carrying out the core's effects ----------------------------------------------------
 
@@ -226,6 +228,8 @@ class PoolRunner(Generic[R]):
             return error
         took = _monotonic() - started
         core.connect_done(resource, took)
+        if self.grew is not None:
+            self.grew.set()
         self.emit(ConnectionOpened(self.name, resource, core.endpoint(resource), took))
         self.flush()
         return None
@@ -354,7 +358,7 @@ class PoolRunner(Generic[R]):
             logger.info("%s: check of %r failed: %r", self.name, resource, exc)
             return False
 
-    async def keepalive(self, slot: Slot[R]) -> None:
+    async def keepalive(self, slot: Slot[R]) -> bool:
         """Check an idle slot the core took aside; the core puts it back or discards it."""
         try:
             alive = await self.checked(slot.resource, None)
@@ -362,9 +366,10 @@ class PoolRunner(Generic[R]):
             self.core.check_done(slot, False)
             self.flush()
             reraise_if_ours(exc)
-            return
+            return False
         self.core.check_done(slot, alive)
         self.flush()
+        return alive
 
     async def give_back(self, slot: Slot[R]) -> None:
         """A clean return through ``reset`` (bounded); a reset that fails discards the slot."""
@@ -525,6 +530,32 @@ class PoolRunner(Generic[R]):
             raise
         self.woke(handed, lease, owner, started)
         return handed
+
+    async def acquire_now(self, lease: Waiter, owner: asyncio.Task[Any]) -> Slot[R]:
+        """``timeout=0``: an idle slot (checked if need be), or ``PoolTimeout`` at once."""
+        core = self.core
+        started = _monotonic()
+        while core.idle and not core.waiting:
+            slot, needs_check = core.take_idle(lease, _monotonic())
+            self.flush()
+            if slot is None:
+                break
+            if needs_check:
+                try:
+                    alive = await self.checked(slot.resource, None)
+                except BaseException:
+                    core.checkout_checked(slot, lease, False)
+                    self.flush()
+                    raise
+                held = core.checkout_checked(slot, lease, alive)
+                self.flush()
+                if not held:
+                    continue
+            self.woke(slot, lease, owner, started)
+            return slot
+        if core.state != OPEN:
+            raise core_closed(self.name)
+        raise core.timeout_error(0)
 
     # -- close ----------------------------------------------------------------------------------
 

@@ -60,6 +60,7 @@ class Slot(Generic[R]):
         "resource",
         "returned_by",
         "state",
+        "uses",
     )
 
     def __init__(self, resource: R, created_at: float, expires_at: float) -> None:
@@ -77,6 +78,7 @@ class Slot(Generic[R]):
         self.acquired_stack: traceback.StackSummary | None = None
         self.closer: asyncio.Task[Any] | None = None  # closing it, once discarded
         self.returned_by: asyncio.Task[Any] | None = None  # the task of the last put()
+        self.uses = 0  # leases given back (counted only with max_uses)
 
     def __repr__(self) -> str:
         return f"<Slot {self.state} {self.resource!r}>"

@@ -18,6 +18,13 @@ def timeout(name: str, value: object, *, allow_none: bool = True) -> float | Non
     return float(value)
 
 
+def wait_timeout(name: str, value: object) -> float | None:
+    """An acquire timeout: positive seconds, ``0`` (do not wait) or ``None`` (no limit)."""
+    if value == 0 and not isinstance(value, bool) and isinstance(value, int | float):
+        return 0.0
+    return timeout(name, value)
+
+
 def seconds(name: str, value: object) -> float:
     """Return ``value`` as a positive finite float (None is refused)."""
     result = timeout(name, value, allow_none=False)

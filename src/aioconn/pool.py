@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import sys
 import threading
@@ -29,7 +30,7 @@ from ._slot import LEASED
 from ._tasks import current_task
 from .connection import DEFAULT, CallTimeout
 from .connector import Connector
-from .errors import PoolClosed
+from .errors import PoolClosed, PoolTimeout
 from .events import PoolEvent
 from .retry import Retry
 from .stats import Discards, EndpointStats, PoolStats
@@ -38,6 +39,22 @@ __all__ = ["Lease", "Pool"]
 
 R = TypeVar("R")
 logger = logging.getLogger("aioconn.pool")
+
+
+def _emitter(name: str, on_event: Callable[[PoolEvent], Any] | None) -> Callable[[PoolEvent], None]:
+    """Hand an event to ``on_event`` (its errors are logged, never raised) and the log."""
+
+    def emit(event: PoolEvent) -> None:
+        logger.debug("%s", event)
+        if on_event is None:
+            return
+        try:
+            on_event(event)
+        except Exception:
+            logger.exception("%s: on_event hook failed for %r", name, event)
+
+    return emit
+
 
 _CLOSE_GRACE = 0.5
 """Seconds ``close()`` waits, after aborting what was left, for the pool's tasks to end."""
@@ -80,6 +97,8 @@ class Pool(Generic[R]):
         check_after_idle: run ``check`` before handing out a connection idle this long.
         keepalive_interval: the background task runs ``check`` on connections idle this long.
         connect_retry: a ``Retry`` for opening connections.
+        max_uses: retire a connection once it has been given back this many times (as
+            asyncpg's ``max_queries``); ``None``: no limit.
         connect_timeout: seconds one connect (with its ``init``) may take (30 s; ``None``: the
             connector's own bound only). Applies to factories too: a factory that never
             returns fails.
@@ -115,6 +134,7 @@ class Pool(Generic[R]):
         check_after_idle: float | None = ...,
         keepalive_interval: float | None = ...,
         connect_retry: Retry | None = ...,
+        max_uses: int | None = ...,
         connect_timeout: float | None = ...,
         check_timeout: float = ...,
         reset_timeout: float = ...,
@@ -148,6 +168,7 @@ class Pool(Generic[R]):
         check_after_idle: float | None = ...,
         keepalive_interval: float | None = ...,
         connect_retry: Retry | None = ...,
+        max_uses: int | None = ...,
         connect_timeout: float | None = ...,
         check_timeout: float = ...,
         reset_timeout: float = ...,
@@ -180,6 +201,7 @@ class Pool(Generic[R]):
         check_after_idle: float | None = 0.5,
         keepalive_interval: float | None = None,
         connect_retry: Retry | None = None,
+        max_uses: int | None = None,
         connect_timeout: float | None = 30.0,
         check_timeout: float = 5.0,
         reset_timeout: float = 5.0,
@@ -225,6 +247,8 @@ class Pool(Generic[R]):
         leak_timeout = _validate.timeout("leak_timeout", leak_timeout)
         if max_waiting is not None:
             max_waiting = _validate.integer("max_waiting", max_waiting, minimum=0)
+        if max_uses is not None:
+            max_uses = _validate.integer("max_uses", max_uses, minimum=1)
         if max_connecting is not None:
             max_connecting = _validate.integer("max_connecting", max_connecting, minimum=1)
         if name is not None and not isinstance(name, str):
@@ -233,6 +257,9 @@ class Pool(Generic[R]):
         if on_event is not None and not callable(on_event):
             raise TypeError(f"on_event must be callable or None, got {on_event!r}")
         self._on_event = on_event
+        # The core, the runner and a connector's bind_events get this function, which holds no
+        # reference to the pool: a pool dropped without close() is freed at once (and warns).
+        self._emit = _emitter(self.name, on_event)
         slow_acquire = _validate.timeout("slow_acquire_threshold", slow_acquire_threshold)
 
         has_check = getattr(connector, "check", None) is not None
@@ -255,6 +282,7 @@ class Pool(Generic[R]):
             keepalive_interval=keepalive_interval,
             fresh_window=fresh_window,
             emit=self._emit,
+            max_uses=max_uses,
         )
         self._runner: PoolRunner[R] = PoolRunner(
             self._core,
@@ -281,8 +309,14 @@ class Pool(Generic[R]):
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def open(self) -> Self:
+    async def open(self, *, wait: bool = True) -> Self:
         """Open ``min_size`` connections concurrently and start the maintenance task.
+
+        Args:
+            wait: wait for the ``min_size`` connections (and fail if one cannot be opened).
+                ``False``: return at once and let them open in the background — the pool
+                starts even while its server is down, failed connects are retried at every
+                maintenance round — and ``await pool.wait()`` when you need them.
 
         Raises:
             ConnectError: a ``min_size`` connection could not be opened (the pool is closed).
@@ -304,7 +338,7 @@ class Pool(Generic[R]):
         finally:
             runner.collect_openers = False
         openers, runner.openers = runner.openers, []
-        if openers:
+        if openers and wait:
             try:
                 await asyncio.wait(openers)
             except BaseException:
@@ -327,6 +361,36 @@ class Pool(Generic[R]):
         )
         logger.debug("opened %r", self)
         return self
+
+    async def wait(self, timeout: float | None = 30.0) -> None:
+        """Wait until ``min_size`` connections are open (after ``open(wait=False)``).
+
+        Args:
+            timeout: seconds to wait at most; ``None``: no limit.
+
+        Raises:
+            PoolTimeout: fewer than ``min_size`` connections after ``timeout`` seconds.
+            PoolClosed: the pool is closed (or closes meanwhile).
+            RuntimeError: the pool was never opened.
+        """
+        limit = _validate.timeout("timeout", timeout)
+        core, runner = self._core, self._runner
+        if core.state == NEW or runner.grew is None:
+            raise RuntimeError(f"{self.name} is not open; call open() first")
+        try:
+            async with asyncio.timeout(limit):
+                while len(core.slots) < core.min_size:
+                    if core.state != OPEN:
+                        raise PoolClosed(f"{self.name} is closed")
+                    runner.grew.clear()
+                    await runner.grew.wait()
+        except TimeoutError:
+            raise PoolTimeout(
+                f"{self.name}: {len(core.slots)} of min_size={core.min_size} connections open"
+                f" after {limit} s ({core.connect_failures} connects failed)"
+            ) from None
+        if core.state != OPEN:
+            raise PoolClosed(f"{self.name} is closed")
 
     async def __aenter__(self) -> Self:
         return await self.open()
@@ -442,7 +506,8 @@ class Pool(Generic[R]):
         ``await pool.acquire()`` (without ``async with``) is ``await pool.get()``.
 
         Args:
-            timeout: overrides ``acquire_timeout`` for this call (``None``: wait forever).
+            timeout: overrides ``acquire_timeout`` for this call (``None``: wait forever;
+                ``0``: do not wait — an idle connection now, or ``PoolTimeout`` at once).
 
         Raises (on entry):
             PoolTimeout: none became available in time.
@@ -453,7 +518,7 @@ class Pool(Generic[R]):
             TypeError, ValueError: ``timeout`` is not a positive number of seconds or None.
         """
         if timeout is not DEFAULT:
-            _validate.timeout("timeout", timeout)
+            _validate.wait_timeout("timeout", timeout)
         lease: Lease[R] = Lease()
         lease._runner = self._runner
         lease._core = self._core
@@ -464,7 +529,8 @@ class Pool(Generic[R]):
         """Borrow a resource; give it back with ``put``. Prefer ``acquire()``.
 
         Args:
-            timeout: overrides ``acquire_timeout`` for this call (``None``: wait forever).
+            timeout: overrides ``acquire_timeout`` for this call (``None``: wait forever;
+                ``0``: do not wait — an idle connection now, or ``PoolTimeout`` at once).
 
         Returns:
             The resource, leased to the caller until ``put``.
@@ -477,7 +543,7 @@ class Pool(Generic[R]):
             TypeError, ValueError: ``timeout`` is not a positive number of seconds or None.
         """
         if timeout is not DEFAULT:
-            _validate.timeout("timeout", timeout)  # before the fast path, never by luck
+            _validate.wait_timeout("timeout", timeout)  # before the fast path, never by luck
         return await get(self._runner, timeout)
 
     async def put(self, resource: R, *, discard: bool = False) -> None:
@@ -538,19 +604,66 @@ class Pool(Generic[R]):
         if slot.closer is not None and core.state != OPEN:
             await asyncio.shield(slot.closer)
 
-    # -- events ------------------------------------------------------------------------------
+    # -- maintenance on demand ---------------------------------------------------------------
 
-    def _emit(self, event: PoolEvent) -> None:
-        """Hand an event to ``on_event`` (its errors are logged, never raised) and the log."""
-        if self._on_event is None:
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug("%s", event)
-            return
-        logger.debug("%s", event)
-        try:
-            self._on_event(event)
-        except Exception:
-            logger.exception("%s: on_event hook failed for %r", self.name, event)
+    def expire(self) -> int:
+        """Retire every connection: idle ones now, those in use when they are given back.
+
+        For a server that changed (a failover, new credentials): the connections opened from
+        now on are new. Counted as ``Discards.expired``.
+
+        Returns:
+            How many idle connections were closed at once.
+
+        Raises:
+            PoolClosed: the pool is not open.
+        """
+        if self._core.state != OPEN:
+            raise PoolClosed(f"{self.name} is not open")
+        retired = self._core.expire()
+        self._runner.flush()
+        return retired
+
+    async def check(self) -> int:
+        """Check every idle connection now (the connector's ``check``, within
+        ``check_timeout``); dead ones are discarded and replaced as needed.
+
+        Without a ``check`` hook, the idle connections the connector's ``is_reusable``
+        rejects are discarded. Connections in use are not touched.
+
+        Returns:
+            How many idle connections were found dead.
+
+        Raises:
+            PoolClosed: the pool is not open.
+        """
+        core, runner = self._core, self._runner
+        if core.state != OPEN:
+            raise PoolClosed(f"{self.name} is not open")
+        if runner.check is None:
+            before = core.discards["not_reusable"]
+            core.retire_idle("not_reusable")
+            runner.flush()
+            return core.discards["not_reusable"] - before
+        slots = core.take_idle_for_check()
+        runner.flush()
+        tasks = [
+            runner.spawn(
+                runner.keepalive(slot),
+                background=True,
+                unstarted=functools.partial(runner.report_check, slot, False),
+            )
+            for slot in slots
+        ]
+        if not tasks:
+            return 0
+        # If this caller is cancelled, the checks go on and report to the core themselves.
+        await asyncio.wait(tasks)
+        return sum(1 for t in tasks if t.cancelled() or t.exception() or not t.result())
+
+    def reset_stats(self) -> None:
+        """Zero the counters and distributions of ``stats()`` (the current state stays)."""
+        self._core.reset_counters()
 
     # -- runtime control & introspection -----------------------------------------------------
 

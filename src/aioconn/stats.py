@@ -180,6 +180,10 @@ class Discards:
     recover_failed: int = 0
     """The block ended by an exception and the connector's ``recover`` said no, raised or
     took longer than ``recover_timeout``."""
+    max_uses: int = 0
+    """Given back for the ``max_uses``-th time."""
+    expired: int = 0
+    """Retired by ``Pool.expire()`` (idle ones at once, the others when given back)."""
 
     @property
     def total(self) -> int:
