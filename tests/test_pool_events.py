@@ -298,6 +298,21 @@ async def recover_failed(recorder: Recorder) -> tuple[list[PoolEvent], Discards]
         return [opened(resource), discarded(resource, "recover_failed")], pool.stats().discarded
 
 
+async def max_uses(recorder: Recorder) -> tuple[list[PoolEvent], Discards]:
+    async with Pool(GatedConnector(), max_uses=1, on_event=recorder, name=NAME) as pool:
+        async with pool.acquire() as resource:
+            pass
+        return [opened(resource), discarded(resource, "max_uses")], pool.stats().discarded
+
+
+async def expired(recorder: Recorder) -> tuple[list[PoolEvent], Discards]:
+    async with Pool(GatedConnector(), on_event=recorder, name=NAME) as pool:
+        async with pool.acquire() as resource:
+            pass
+        pool.expire()
+        return [opened(resource), discarded(resource, "expired")], pool.stats().discarded
+
+
 SCENARIOS: dict[str, Scenario] = {
     scenario.__name__: scenario
     for scenario in (
@@ -314,6 +329,8 @@ SCENARIOS: dict[str, Scenario] = {
         resized,
         drained,
         recover_failed,
+        max_uses,
+        expired,
     )
 }
 
