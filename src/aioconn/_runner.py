@@ -505,14 +505,7 @@ class PoolRunner(Generic[R]):
                 break
             if needs_check:
                 limit = None if timeout is None else max(0.0, timeout - elapsed)
-                try:
-                    alive = await self.checked(slot.resource, limit)
-                except BaseException:
-                    core.checkout_checked(slot, lease, False)
-                    self.flush()
-                    raise
-                held = core.checkout_checked(slot, lease, alive)
-                self.flush()
+                held = await self.check_for(slot, lease, limit)
                 elapsed = _monotonic() - started
                 if not held:
                     if core.state != OPEN:
@@ -531,6 +524,18 @@ class PoolRunner(Generic[R]):
         self.woke(handed, lease, owner, started)
         return handed
 
+    async def check_for(self, slot: Slot[R], lease: Waiter, limit: float | None) -> bool:
+        """Check a slot ``take_idle`` set aside for ``lease``; True if ``lease`` now holds it."""
+        try:
+            alive = await self.checked(slot.resource, limit)
+        except BaseException:
+            self.core.checkout_checked(slot, lease, False)
+            self.flush()
+            raise
+        held = self.core.checkout_checked(slot, lease, alive)
+        self.flush()
+        return held
+
     async def acquire_now(self, lease: Waiter, owner: asyncio.Task[Any]) -> Slot[R]:
         """``timeout=0``: an idle slot (checked if need be), or ``PoolTimeout`` at once."""
         core = self.core
@@ -540,17 +545,8 @@ class PoolRunner(Generic[R]):
             self.flush()
             if slot is None:
                 break
-            if needs_check:
-                try:
-                    alive = await self.checked(slot.resource, None)
-                except BaseException:
-                    core.checkout_checked(slot, lease, False)
-                    self.flush()
-                    raise
-                held = core.checkout_checked(slot, lease, alive)
-                self.flush()
-                if not held:
-                    continue
+            if needs_check and not await self.check_for(slot, lease, None):
+                continue
             self.woke(slot, lease, owner, started)
             return slot
         if core.state != OPEN:
