@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 import random
 import time
 from collections import deque
@@ -68,7 +69,9 @@ class Hooks(Generic[R]):
     )
 
     def __init__(self, connector: object) -> None:
-        self.is_reusable: Callable[[R], bool] | None = getattr(connector, "is_reusable", None)
+        self.is_reusable: Callable[[R], bool] | None = _never_raising(
+            getattr(connector, "is_reusable", None)
+        )
         # A balancing connector (aioconn.Endpoints) picks which idle connection serves an
         # acquire, counts what each endpoint has in use, and says whether any has room.
         self.choose_idle: Callable[[list[R], bool], int | None] | None = getattr(
@@ -78,6 +81,25 @@ class Hooks(Generic[R]):
         self.on_acquire: Callable[[R], None] | None = getattr(connector, "on_acquire", None)
         self.on_release: Callable[[R], None] | None = getattr(connector, "on_release", None)
         self.endpoint_of: Callable[[R], str] | None = getattr(connector, "endpoint_of", None)
+
+
+def _never_raising(is_reusable: Callable[[R], bool] | None) -> Callable[[R], bool] | None:
+    """``is_reusable`` made safe to call on the hot paths: raising means "no" (and is logged).
+
+    The built-in connectors' hook is an ``operator.attrgetter`` of ``Connection.reusable``,
+    which cannot raise: it is used as it is, with no wrapper to pay for on every return.
+    """
+    if is_reusable is None or isinstance(is_reusable, operator.attrgetter):
+        return is_reusable
+
+    def guarded(resource: R) -> bool:
+        try:
+            return bool(is_reusable(resource))
+        except Exception as exc:
+            logger.warning("is_reusable(%r) raised %r; not reusing it", resource, exc)
+            return False
+
+    return guarded
 
 
 class PoolCore(Generic[R]):
@@ -166,15 +188,9 @@ class PoolCore(Generic[R]):
             return True
 
     def reusable(self, slot: Slot[R]) -> bool:
-        """The connector's ``is_reusable``; a hook that raises means no."""
-        is_reusable = self.hooks.is_reusable
-        if is_reusable is None:
-            return True
-        try:
-            return bool(is_reusable(slot.resource))
-        except Exception as exc:
-            logger.warning("%s: is_reusable(%r) raised %r", self.name, slot.resource, exc)
-            return False
+        """The connector's ``is_reusable`` (guarded: a hook that raises means no)."""
+        is_reusable = self.is_reusable_hook
+        return is_reusable is None or is_reusable(slot.resource)
 
     # -- acquire ---------------------------------------------------------------------------
 
@@ -382,35 +398,36 @@ class PoolCore(Generic[R]):
             slot.uses += 1
             if slot.uses >= self.max_uses and reason is None:
                 reason = "max_uses"
-        if reason is None and self.state == OPEN and slot.expires_at > now and not self.oversized:
-            is_reusable = self.is_reusable_hook
-            try:
-                reusable = is_reusable is None or is_reusable(slot.resource)
-            except Exception:
-                reusable = False  # the slow path below asks again, and logs it
-            if reusable:
-                # The common return, inlined: to the longest waiter, else idle. Either way
-                # reconcile() would do nothing — a hand-over leaves fewer waiters and the same
-                # size, an idle return happens only when nobody waits, and a refill is due only
-                # inside open(), resize() and the maintenance tick — so it is skipped.
-                waiters = self.waiters
-                while waiters:
-                    lease = waiters.popleft()
-                    if lease.queued:
-                        lease.queued = False
-                        self.waiting -= 1
-                        if lease.future.done():  # cancelled; its task has yet to run
-                            continue
-                        slot.state = LEASED
-                        slot.holder = lease
-                        if self.hooks.on_acquire is not None:
-                            self.hooks.on_acquire(slot.resource)
-                        lease.future.set_result(slot)
-                        return True
-                slot.state = IDLE
-                slot.idle_since = now
-                self.idle.append(slot)
-                return True
+        if (
+            reason is None
+            and self.state == OPEN
+            and slot.expires_at > now
+            and not self.oversized
+            # is_reusable_hook never raises (see _never_raising).
+            and (self.is_reusable_hook is None or self.is_reusable_hook(slot.resource))
+        ):
+            # The common return, inlined: to the longest waiter, else idle. Either way
+            # reconcile() would do nothing — a hand-over leaves fewer waiters and the same
+            # size, an idle return happens only when nobody waits, and a refill is due only
+            # inside open(), resize() and the maintenance tick — so it is skipped.
+            waiters = self.waiters
+            while waiters:
+                lease = waiters.popleft()
+                if lease.queued:
+                    lease.queued = False
+                    self.waiting -= 1
+                    if lease.future.done():  # cancelled; its task has yet to run
+                        continue
+                    slot.state = LEASED
+                    slot.holder = lease
+                    if self.hooks.on_acquire is not None:
+                        self.hooks.on_acquire(slot.resource)
+                    lease.future.set_result(slot)
+                    return True
+            slot.state = IDLE
+            slot.idle_since = now
+            self.idle.append(slot)
+            return True
         slot.state = CLOSED  # in no state until decided below (never seen by others)
         if reason is None:
             reason = self._return_verdict(slot, now)

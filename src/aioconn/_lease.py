@@ -60,16 +60,12 @@ class Lease(Waiter, Generic[R]):
         ):
             slot = idle.pop()
             now = monotonic()
-            is_reusable = core.is_reusable_hook
-            try:
-                fresh = (
-                    slot.expires_at > now
-                    and now - slot.idle_since <= core.fresh_window
-                    and (is_reusable is None or is_reusable(slot.resource))
-                )
-            except Exception:
-                fresh = False  # the slow path asks again, and discards it
-            if fresh:
+            if (
+                slot.expires_at > now
+                and now - slot.idle_since <= core.fresh_window
+                # never raises: the core wraps a hook that could (core._never_raising)
+                and (core.is_reusable_hook is None or core.is_reusable_hook(slot.resource))
+            ):
                 core.instant_acquires += 1
                 slot.state = LEASED
                 slot.holder = self
