@@ -42,6 +42,9 @@ class Waiter:
     aborted: bool
     """``close()`` aborted the slot this caller held."""
 
+    def __lt__(self, other: object) -> bool:
+        return False  # equal deadlines in the timer heap: either order is right
+
 
 class Slot(Generic[R]):
     """One pooled resource and what the pool knows about it (all times are ``time.monotonic``)."""
