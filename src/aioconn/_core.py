@@ -140,7 +140,7 @@ class PoolCore(Generic[R]):
         self.slots: dict[int, Slot[R]] = {}  # every resource the pool owns, by id()
         self.idle: deque[Slot[R]] = deque()  # the right end was returned last
         self.waiters: deque[Waiter] = deque()  # FIFO; entries no longer `queued` are skipped
-        self.timed: list[tuple[float, Waiter]] = []  # heap of (deadline, seq, waiter)
+        self.timed: list[tuple[float, Waiter]] = []  # heap of (deadline, waiter)
         self.waiting = 0  # waiters still queued
         self.opening = 0  # connects in flight (or waiting for their turn)
         self.checking = 0
