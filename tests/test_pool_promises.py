@@ -156,8 +156,8 @@ async def test_a_waiter_cancelled_before_it_runs_does_not_strand_the_next_caller
         await eventually(lambda: pool.stats().in_use == 1)
         waiter = asyncio.create_task(pool.get())
         await until_waiting(pool, 1)
-        waiter.cancel()
-        go.set()
+        go.set()  # the holder runs first in the next iteration ...
+        waiter.cancel()  # ... before the cancelled waiter's task gets to run
         async with asyncio.timeout(2):
             await got_again.wait()
             await hold
@@ -378,28 +378,36 @@ async def test_a_hanging_reset_is_bounded_and_close_closes_once() -> None:
 
 
 async def test_acquire_timeouts_fire_in_deadline_order() -> None:
-    factory = ThingFactory()
-    async with Pool(factory.open, close=factory.close, max_size=1, acquire_timeout=0.3) as pool:
-        thing = await pool.get()
+    # A caller whose checkout check took a while queues after a caller that came later: its
+    # deadline is the earlier one, and must not wait behind the other's.
+    gate = asyncio.Event()
+    hooks = Hooks(check_gate=gate, check_result=False)
+    async with Pool(
+        hooks.open,
+        close=hooks.close,
+        check=hooks.check,
+        check_after_idle=0.001,
+        max_size=2,
+        acquire_timeout=0.5,
+    ) as pool:
+        held = await pool.get()
+        spare = await pool.get()
+        await pool.put(spare)
+        await asyncio.sleep(0.005)  # idle past check_after_idle: the next checkout checks it
         loop = asyncio.get_running_loop()
-        ended: dict[str, float] = {}
-
-        async def wait(name: str, timeout: float | None) -> None:
-            started = loop.time()
-            with pytest.raises(PoolTimeout):
-                await (pool.get() if timeout is None else pool.get(timeout=timeout))
-            ended[name] = loop.time() - started
-
-        tasks = [
-            asyncio.create_task(wait("long", 0.6)),
-            asyncio.create_task(wait("default", None)),
-            asyncio.create_task(wait("short", 0.05)),
-        ]
-        await asyncio.gather(*tasks)
-        assert sorted(ended, key=ended.__getitem__) == ["short", "default", "long"]
-        for name, limit in (("short", 0.05), ("default", 0.3), ("long", 0.6)):
-            assert limit <= ended[name] < limit * 1.5 + 0.05, (name, ended[name])
-        await pool.put(thing)
+        started = loop.time()
+        first = asyncio.create_task(pool.get())  # takes the idle one and checks it (gated)
+        await eventually(lambda: pool.stats().checking == 1)
+        await asyncio.sleep(0.3)
+        later = asyncio.create_task(pool.get())  # queues: deadline started + 0.3 + 0.5
+        await until_waiting(pool, 1)
+        gate.set()  # the check fails: `first` queues behind `later`, deadline started + 0.5
+        with pytest.raises(PoolTimeout):
+            await first
+        took = loop.time() - started
+        assert 0.5 <= took < 0.7, took  # on its own deadline, not at later's (~0.8 s)
+        await pool.put(await later)  # served by the connection opened for the queue
+        await pool.put(held)
 
 
 # 13 ------------------------------------------------------------------------------------------

@@ -534,7 +534,8 @@ class PoolCore(Generic[R]):
             return None
         try:
             return self.hooks.endpoint_of(resource)
-        except Exception:
+        except Exception:  # only labels an event or a stat: never worth failing the event
+            logger.debug("%s: endpoint_of(%r) raised", self.name, resource, exc_info=True)
             return None
 
     def close_done(self) -> None:

@@ -15,7 +15,6 @@ from ._tasks import current_task
 from .connection import DEFAULT, CallTimeout
 
 if TYPE_CHECKING:
-    from ._core import PoolCore
     from ._runner import PoolRunner
 
 R = TypeVar("R")
@@ -34,16 +33,15 @@ class Lease(Waiter, Generic[R]):
     resource back with ``pool.put()``.
     """
 
-    __slots__ = ("_core", "_runner", "_slot", "_timeout")
+    __slots__ = ("_runner", "_slot", "_timeout")
     # No __init__: Pool.acquire() sets the fields (a Python __init__ cost ~50 ns of a ~1 µs
     # acquire + release: S1 in docs/benchmarks.md).
     _runner: PoolRunner[R]
-    _core: PoolCore[R]
     _timeout: CallTimeout
     _slot: Slot[R]
 
     async def __aenter__(self) -> R:
-        core = self._core
+        core = self._runner.core
         # The fast path, inlined (a call cost ~30 ns of a ~0.9 µs acquire + release): a fresh
         # idle slot while nobody queues, leased without awaiting. The core's reconcile step
         # would do nothing after it (idle slots exist only in an open pool; nobody waits; the
@@ -112,8 +110,8 @@ class Lease(Waiter, Generic[R]):
         if slot.holder is not self:
             self._runner.release_lost(self, slot)  # close() aborted it (or a second exit)
             return
-        core = self._core
         runner = self._runner
+        core = runner.core
         if exc is None:
             if core.resets and core.state == OPEN:
                 await runner.give_back(slot)
@@ -148,6 +146,5 @@ async def get(runner: PoolRunner[R], timeout: CallTimeout) -> R:
     """``pool.get()``: lease a resource to the caller until ``pool.put()``."""
     lease: GetLease[R] = GetLease()
     lease._runner = runner
-    lease._core = runner.core
     lease._timeout = timeout
     return await lease.__aenter__()

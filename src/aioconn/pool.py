@@ -521,7 +521,6 @@ class Pool(Generic[R]):
             _validate.wait_timeout("timeout", timeout)
         lease: Lease[R] = Lease()
         lease._runner = self._runner
-        lease._core = self._core
         lease._timeout = timeout
         return lease
 
