@@ -17,7 +17,7 @@ import random
 from dataclasses import dataclass
 
 import aioconn
-from aioconn import Pool
+from aioconn import Backoff, Pool
 from aioconn.testing import on_every_iteration
 from aioconn.testing._explore_plugin import Explorer
 
@@ -45,8 +45,11 @@ class ChaosConnector:
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
         self.made: list[Res] = []
+        self.down = False  # the server is down: every connect is refused
 
     async def _hook(self, name: str) -> None:
+        if name == "connect" and self.down:
+            raise ConnectionRefusedError(111, "down")
         roll = self.rng.random()
         if roll < 0.05:
             raise OSError(f"{name} failed")
@@ -133,6 +136,10 @@ async def pool_storm(seed: int, *, workers: int = 10, steps: int = 12) -> None:
         max_idle=None,
         max_lifetime=rng.choice([None, 0.05]),
         slow_acquire_threshold=None,
+        connect_backoff=rng.choice(
+            [None, Backoff(initial=0.002, maximum=0.01, after=1), Backoff(initial=0.005)]
+        ),
+        reconnect_timeout=rng.choice([None, 0.005]),
         name=f"storm-{seed}",
     )
     try:
@@ -193,6 +200,8 @@ async def pool_storm(seed: int, *, workers: int = 10, steps: int = 12) -> None:
             await asyncio.sleep(rng.choice([0, 0.001, 0.003]))
             victim = rng.choice(tasks)
             victim.cancel()
+            if rng.random() < 0.3:
+                connector.down = not connector.down  # an outage begins or ends
 
     chaos = asyncio.create_task(canceller())
     await asyncio.sleep(rng.choice([0.005, 0.02, 0.05]))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from ._connecting import connect, connect_unix
 from ._options import KeepAlive
+from ._outage import Backoff
 from .connection import DEFAULT, Connection
 from .connector import Connector, FactoryConnector, TCPConnector, UnixConnector
 from .endpoints import Endpoint, Endpoints
 from .errors import (
     ConnectError,
     ConnectionClosed,
+    ConnectionReleased,
     ConnectTimeout,
     Error,
     LeakWarning,
@@ -19,6 +21,7 @@ from .errors import (
     PoolTimeout,
     ProtocolError,
     ReadTimeout,
+    ServerDown,
     TooManyWaiters,
     WriteTimeout,
 )
@@ -30,10 +33,12 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "DEFAULT",
+    "Backoff",
     "ConnectError",
     "ConnectTimeout",
     "Connection",
     "ConnectionClosed",
+    "ConnectionReleased",
     "Connector",
     "Discards",
     "Endpoint",
@@ -53,6 +58,7 @@ __all__ = [
     "ProtocolError",
     "ReadTimeout",
     "Retry",
+    "ServerDown",
     "Summary",
     "TCPConnector",
     "TooManyWaiters",

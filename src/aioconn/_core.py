@@ -30,9 +30,16 @@ from collections.abc import Callable
 from heapq import heapify, heappop, heappush
 from typing import Any, Generic, TypeVar
 
+from ._outage import Backoff, Outage
 from ._slot import CHECKING, CLOSED, IDLE, LEASED, RETURNING, Slot, Waiter
 from .errors import PoolClosed, PoolTimeout, TooManyWaiters
-from .events import ConnectionDiscarded, PoolEvent
+from .events import (
+    ConnectionDiscarded,
+    PoolEvent,
+    ReconnectFailed,
+    ServerReachable,
+    ServerUnreachable,
+)
 from .stats import _BUCKETS, _FLOOR, _OFFSET, _SCALE, Discards, SummaryRecorder
 
 __all__ = ["PoolCore"]
@@ -47,6 +54,9 @@ NEW, OPEN, CLOSING, DONE = "new", "open", "closing", "closed"
 
 # Effects: (kind, slot or None).
 OPEN_ONE = "open"
+OPEN_PROBE = "probe"  # the one connect of an outage's backoff step
+RETRY = "retry"  # an outage's next step is due at outage.retry_at: wake the core then
+RECONNECT_FAILED = "reconnect_failed"  # call the pool's reconnect_failed callback
 CLOSE = "close"
 ABORT = "abort"
 CHECK = "check"
@@ -119,6 +129,8 @@ class PoolCore(Generic[R]):
         fresh_window: float,
         emit: Callable[[PoolEvent], None],
         max_uses: int | None = None,
+        backoff: Backoff | None = None,
+        reconnect_timeout: float | None = None,
     ) -> None:
         self.name = name
         self.hooks = hooks
@@ -133,6 +145,13 @@ class PoolCore(Generic[R]):
         self.max_lifetime = max_lifetime
         self.keepalive_interval = keepalive_interval
         self.max_uses = max_uses
+        # While connects fail (an outage), at most one connect per backoff step: the probe.
+        self.backoff = backoff
+        self.reconnect_timeout = reconnect_timeout
+        self.outage: Outage | None = None
+        self.failed_in_row = 0  # connects failed since the last success
+        self.first_failed_at = 0.0  # when the first of them failed
+        self.probing = False  # the outage's probe is in flight (counted in opening)
         # Idle time after which a checkout runs `check` (infinite: never; -1: always ask).
         self.fresh_window = fresh_window
         self.emit = emit
@@ -553,11 +572,19 @@ class PoolCore(Generic[R]):
 
     # -- opening ---------------------------------------------------------------------------
 
-    def connect_done(self, resource: R, connect_time: float) -> Slot[R]:
-        """Event: a connect succeeded with a resource the pool does not hold yet."""
+    def connect_done(self, resource: R, connect_time: float, probe: bool = False) -> Slot[R]:
+        """Event: a connect succeeded with a resource the pool does not hold yet.
+
+        Any success ends an outage: the server answers again.
+        """
         self.opening -= 1
+        if probe:
+            self.probing = False
         self.created += 1
         now = _monotonic()
+        self.failed_in_row = 0
+        if self.outage is not None:
+            self._outage_ended(self.outage, now)
         self.connect_times.add(connect_time)
         expires = float("inf")
         if self.max_lifetime is not None:
@@ -569,13 +596,18 @@ class PoolCore(Generic[R]):
         self.reconcile()
         return slot
 
-    def connect_failed(self, error: BaseException | None) -> None:
+    def connect_failed(self, error: BaseException | None, probe: bool = False) -> None:
         """Event: a connect failed with ``error`` (None: cancelled by the pool itself).
 
         The longest waiter gets the error: a caller learns that the server is down instead
-        of waiting out its timeout. Others still waiting get a new connect from reconcile.
+        of waiting out its timeout. With a ``backoff``, the failure begins an outage (or, for
+        the probe, lengthens it): reconcile then opens one probe per step, and fails at once
+        the waiters nothing in flight can serve. Without one, the others still waiting get a
+        new connect from reconcile.
         """
         self.opening -= 1
+        if probe:
+            self.probing = False
         if error is not None:
             self.connect_failures += 1
             waiters = self.waiters
@@ -587,6 +619,60 @@ class PoolCore(Generic[R]):
                     if not lease.future.done():
                         lease.future.set_exception(error)
                         break
+            if self.backoff is not None:
+                self._outage_failed(error, probe)
+        self.reconcile()
+
+    def _outage_failed(self, error: BaseException, probe: bool) -> None:
+        assert self.backoff is not None
+        self.failed_in_row += 1
+        now = _monotonic()
+        if self.failed_in_row == 1:
+            self.first_failed_at = now
+        outage = self.outage
+        if outage is None:
+            if self.failed_in_row < self.backoff.after:
+                return  # a blip, maybe: the next waiter tries at once
+            outage = self.outage = Outage(now, self.first_failed_at, self.failed_in_row - 1)
+            outage.failed(error, now, self.backoff, self.rng, wait=True)
+            logger.warning(
+                "%s: connects fail; backing off, next attempt in %.3g s",
+                self.name,
+                outage.retry_at - now,
+            )
+            self.emit(ServerUnreachable(self.name, error))
+        else:
+            # Only the probe decides the next step: connects that began before the outage
+            # are counted, but must not push the probe further away.
+            outage.failed(error, now, self.backoff, self.rng, wait=probe)
+        limit = self.reconnect_timeout
+        if limit is not None and not outage.reported and now - outage.since >= limit:
+            outage.reported = True
+            logger.error(
+                "%s: connects have failed for %.3g s (reconnect_timeout=%s, %d failures);"
+                " still trying: %s",
+                self.name,
+                now - outage.since,
+                limit,
+                outage.failures,
+                error,
+            )
+            self.emit(ReconnectFailed(self.name, now - outage.since, outage.failures, error))
+            self.effects.append((RECONNECT_FAILED, None))
+
+    def _outage_ended(self, outage: Outage, now: float) -> None:
+        self.outage = None
+        self.refill = True  # back to min_size now that connects succeed
+        logger.info(
+            "%s: connects succeed again after %.3g s (%d failed)",
+            self.name,
+            now - outage.since,
+            outage.failures,
+        )
+        self.emit(ServerReachable(self.name, now - outage.since, outage.failures))
+
+    def retry_due(self) -> None:
+        """Event: an outage's backoff step ended (the shell's timer): a probe may start."""
         self.reconcile()
 
     # -- keepalive and maintenance ----------------------------------------------------------
@@ -660,6 +746,7 @@ class PoolCore(Generic[R]):
             retired += 1
         for slot in self.slots.values():
             slot.expires_at = EXPIRED
+        self.refill = True  # back to min_size with new connections
         self.reconcile()
         return retired
 
@@ -768,6 +855,9 @@ class PoolCore(Generic[R]):
             if self.state == CLOSING and self.drained():
                 self.effects.append((DRAINED, None))
             return
+        if self.outage is not None:
+            self._reconcile_outage(self.outage)
+            return
         if not self.refill and not self.oversized:
             if self.waiting <= self.opening:
                 return  # every waiter has an open in flight, no refill is due, no surplus
@@ -798,6 +888,49 @@ class PoolCore(Generic[R]):
             else:
                 self._hand_over(slot)
 
+    def _reconcile_outage(self, outage: Outage) -> None:
+        """Reconcile while connects fail: one probe per backoff step, waiters fail fast.
+
+        The invariants change: a caller may wait with room to open only while a resource in
+        flight (leased, checking, returning or opening) may yet serve it; the others fail at
+        once with ``ServerDown``. At most one connect starts per step (the probe); a refill
+        to ``min_size`` is due until the outage ends.
+        """
+        while self.idle and self.size() > self.max_size:
+            self._discard(self.idle.popleft(), "resized")
+        while self.waiting > self.opening and self.idle:
+            slot = self.idle.pop()
+            reason = self._checkout_verdict(slot, _monotonic())
+            if reason is not None:
+                self._discard(slot, reason)
+            else:
+                self._hand_over(slot)
+        if (
+            (self.waiting > self.opening or self.size() < self.min_size)
+            and not self.probing
+            and self.size() < self.max_size
+            and self._has_room()
+        ):
+            if _monotonic() >= outage.retry_at:
+                self.probing = True
+                self.opening += 1
+                self.effects.append((OPEN_PROBE, None))
+            else:
+                self.effects.append((RETRY, None))
+        # Newest first: the longest waiters keep their places for what comes back.
+        excess = self.waiting - (len(self.slots) - len(self.idle) + self.opening)
+        if excess > 0:
+            now = _monotonic()
+            waiters = self.waiters
+            while excess > 0:
+                lease = waiters.pop()
+                if lease.queued:
+                    lease.queued = False
+                    self.waiting -= 1
+                    excess -= 1
+                    if not lease.future.done():
+                        lease.future.set_exception(outage.error(self.name, now))
+
     def check_invariants(self) -> None:
         """Raise AssertionError if the books are inconsistent (for tests)."""
         live = [w for w in self.waiters if w.queued]
@@ -819,10 +952,17 @@ class PoolCore(Generic[R]):
         assert states.get(RETURNING, 0) == self.returning, (states, self.returning)
         holders = [s.holder for s in self.slots.values() if s.state == LEASED]
         assert len({id(h) for h in holders}) == len(holders), "one caller holds two slots"
+        assert self.outage is not None or not self.probing, "a probe without an outage"
+        assert not self.probing or self.opening >= 1, "a probe not counted as opening"
         if self.state == OPEN:
             if self.waiting > self.opening:
                 assert not self.idle, f"{self.waiting} wait while {len(self.idle)} idle"
-            if self.waiting:
+            if self.outage is not None:
+                in_flight = len(self.slots) - len(self.idle) + self.opening
+                assert self.waiting <= in_flight, (
+                    f"{self.waiting} wait during an outage, {in_flight} in flight to serve them"
+                )
+            elif self.waiting:
                 assert (
                     self.opening >= self.waiting
                     or self.size() >= self.max_size

@@ -15,7 +15,19 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
-from ._core import ABORT, CHECK, CLOSE, DRAINED, NEW, OPEN, OPEN_ONE, PoolCore
+from ._core import (
+    ABORT,
+    CHECK,
+    CLOSE,
+    DRAINED,
+    NEW,
+    OPEN,
+    OPEN_ONE,
+    OPEN_PROBE,
+    RECONNECT_FAILED,
+    RETRY,
+    PoolCore,
+)
 from ._leak import describe_holder, watch_for_leak
 from ._pool_config import as_connect_error
 from ._slot import Slot, Waiter
@@ -63,6 +75,7 @@ class PoolRunner(Generic[R]):
         leak_timeout: float | None,
         slow_acquire: float | None,
         emit: Callable[[PoolEvent], None],
+        reconnect_failed: Callable[[], object] | None = None,
     ) -> None:
         self.core = core
         self.name = core.name
@@ -86,6 +99,7 @@ class PoolRunner(Generic[R]):
         self.leak_timeout = leak_timeout
         self.slow_acquire = slow_acquire
         self.emit = emit
+        self.reconnect_failed = reconnect_failed  # the user's callback, bound to the pool
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread = 0  # the thread that opened the pool: the fast path runs only there
         self.monotonic_loop = False  # loop.time() is time.monotonic() (asyncio's own loops)
@@ -99,6 +113,8 @@ class PoolRunner(Generic[R]):
         self.closers: dict[asyncio.Task[Any], Slot[R]] = {}
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at = float("inf")
+        self.retry_timer: asyncio.TimerHandle | None = None  # an outage's next step
+        self.retry_at = float("inf")
 
     def start(self, loop: asyncio.AbstractEventLoop, thread: int) -> None:
         self.loop = loop
@@ -117,12 +133,17 @@ class PoolRunner(Generic[R]):
         while core.effects:
             batch, core.effects = core.effects, []
             for kind, slot in batch:
-                if kind == OPEN_ONE:
+                if kind in (OPEN_ONE, OPEN_PROBE):
+                    probe = kind == OPEN_PROBE
                     task = self.spawn(
-                        self.open_one(), background=True, unstarted=self.open_unstarted
+                        self.open_one(probe),
+                        background=True,
+                        unstarted=functools.partial(self.open_unstarted, probe),
                     )
                     if self.collect_openers:
                         self.openers.append(task)
+                elif kind == RETRY:
+                    self.arm_retry()
                 elif kind == CLOSE:
                     assert slot is not None
                     self.start_close(slot)
@@ -138,6 +159,8 @@ class PoolRunner(Generic[R]):
                     )
                 elif kind == DRAINED and self.drained is not None:
                     self.drained.set()
+                elif kind == RECONNECT_FAILED:
+                    self.call_reconnect_failed()
 
     def spawn(
         self,
@@ -172,9 +195,52 @@ class PoolRunner(Generic[R]):
             task.add_done_callback(self.background.discard)
         return task
 
-    def open_unstarted(self) -> None:
-        self.core.connect_failed(None)
+    def open_unstarted(self, probe: bool) -> None:
+        self.core.connect_failed(None, probe)
         self.flush()
+
+    def arm_retry(self) -> None:
+        """Wake the core when the outage's backoff step ends (one timer, re-armed if sooner)."""
+        outage = self.core.outage
+        if outage is None or self.loop is None or outage.retry_at >= self.retry_at:
+            return
+        if self.retry_timer is not None:
+            self.retry_timer.cancel()
+        self.retry_at = outage.retry_at
+        # The core keeps time.monotonic(); the loop's clock may differ (uvloop): a delay.
+        delay = max(0.0, outage.retry_at - _monotonic())
+        self.retry_timer = self.loop.call_later(delay, self.on_retry)
+
+    def on_retry(self) -> None:
+        self.retry_timer = None
+        self.retry_at = float("inf")
+        self.core.retry_due()  # fired early by the loop's clock: the core asks again (RETRY)
+        self.flush()
+
+    def cancel_retry(self) -> None:
+        if self.retry_timer is not None:
+            self.retry_timer.cancel()
+            self.retry_timer = None
+            self.retry_at = float("inf")
+
+    def call_reconnect_failed(self) -> None:
+        """Run the pool's ``reconnect_failed`` callback; an async one runs in a task."""
+        callback = self.reconnect_failed
+        if callback is None:
+            return
+        try:
+            result = callback()
+        except Exception:
+            logger.exception("%s: the reconnect_failed callback raised", self.name)
+            return
+        if asyncio.iscoroutine(result):
+            self.spawn(self.await_callback(result), background=True)
+
+    async def await_callback(self, result: Coroutine[Any, Any, Any]) -> None:
+        try:
+            await result
+        except Exception:
+            logger.exception("%s: the reconnect_failed callback raised", self.name)
 
     def report_check(self, slot: Slot[R], alive: bool) -> None:
         self.core.check_done(slot, alive)
@@ -191,8 +257,11 @@ class PoolRunner(Generic[R]):
 
     # -- opening ----------------------------------------------------------------------------
 
-    async def open_one(self) -> BaseException | None:
-        """Open one resource for the pool; the core decides where it goes. Returns the error."""
+    async def open_one(self, probe: bool = False) -> BaseException | None:
+        """Open one resource for the pool; the core decides where it goes. Returns the error.
+
+        ``probe``: the one connect of an outage's backoff step.
+        """
         core = self.core
         started = _monotonic()
         try:
@@ -205,14 +274,14 @@ class PoolRunner(Generic[R]):
         except BaseException as exc:
             task = asyncio.current_task()
             if isinstance(exc, asyncio.CancelledError) and task is not None and task.cancelling():
-                core.connect_failed(None)  # the pool cancelled it (closing)
+                core.connect_failed(None, probe)  # the pool cancelled it (closing)
                 self.flush()
                 raise
             error = self.connect_error(exc)
             logger.warning("%s", error)
             if isinstance(exc, Exception):
                 self.emit(ConnectFailed(self.name, exc, None))
-            core.connect_failed(error)
+            core.connect_failed(error, probe)
             self.flush()
             reraise_if_ours(exc)
             return error
@@ -223,11 +292,11 @@ class PoolRunner(Generic[R]):
                     " holds; connect() must return a new resource each time"
                 )
             )
-            core.connect_failed(error)
+            core.connect_failed(error, probe)
             self.flush()
             return error
         took = _monotonic() - started
-        core.connect_done(resource, took)
+        core.connect_done(resource, took, probe)
         if self.grew is not None:
             self.grew.set()
         self.emit(ConnectionOpened(self.name, resource, core.endpoint(resource), took))
@@ -557,6 +626,7 @@ class PoolRunner(Generic[R]):
 
     def cancel_background(self) -> None:
         """Stop opening, checking and recovering: the pool is closing."""
+        self.cancel_retry()
         for task in list(self.background):
             task.cancel()
 

@@ -6,6 +6,7 @@ __all__ = [
     "ConnectError",
     "ConnectTimeout",
     "ConnectionClosed",
+    "ConnectionReleased",
     "Error",
     "LeakWarning",
     "NoHealthyEndpoint",
@@ -14,6 +15,7 @@ __all__ = [
     "PoolTimeout",
     "ProtocolError",
     "ReadTimeout",
+    "ServerDown",
     "TooManyWaiters",
     "WriteTimeout",
 ]
@@ -52,6 +54,32 @@ class NoHealthyEndpoint(ConnectError):
     """
 
 
+class ServerDown(ConnectError):
+    """The pool's server is unreachable: connects failed, and the pool backs off before the next.
+
+    An acquire that would need a new connection fails with this at once while the pool backs
+    off (``Pool(connect_backoff=...)``), instead of waiting out its timeout or starting a
+    connect of its own. The last connect error is its ``__cause__``.
+
+    Args:
+        message: what failed, since when and when the next attempt is due.
+        since: when connects began failing (``time.time()``).
+        failures: connects that failed since then.
+        retry_in: seconds until the pool's next connect attempt.
+
+    Attributes:
+        since: when connects began failing (``time.time()``).
+        failures: connects that failed since then.
+        retry_in: seconds until the pool's next connect attempt (0: one is under way or due).
+    """
+
+    def __init__(self, message: str, *, since: float, failures: int, retry_in: float) -> None:
+        super().__init__(message)
+        self.since = since
+        self.failures = failures
+        self.retry_in = retry_in
+
+
 class ReadTimeout(Error, TimeoutError):
     """A read did not complete within its deadline. The connection is marked broken."""
 
@@ -82,6 +110,14 @@ class PoolClosed(PoolError, RuntimeError):
 
 class TooManyWaiters(PoolError, RuntimeError):
     """``max_waiting`` callers already queue: this acquire fails at once instead of waiting."""
+
+
+class ConnectionReleased(Error, RuntimeError):
+    """I/O on a pooled ``Connection`` after it was given back to its pool.
+
+    The block that held it ended (or ``put()`` returned it): the connection may be idle, or
+    another caller's. Use a pooled connection only inside its ``acquire()`` block.
+    """
 
 
 class LeakWarning(ResourceWarning):

@@ -13,6 +13,9 @@ __all__ = [
     "EndpointRestored",
     "LeakSuspected",
     "PoolEvent",
+    "ReconnectFailed",
+    "ServerReachable",
+    "ServerUnreachable",
 ]
 
 
@@ -98,3 +101,37 @@ class EndpointRestored(PoolEvent):
 
     endpoint: str
     """The endpoint back in rotation."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerUnreachable(PoolEvent):
+    """A connect failed: the pool backs off (``connect_backoff``) and probes one at a time."""
+
+    error: BaseException
+    """The connect error that began the outage."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerReachable(PoolEvent):
+    """A connect succeeded after an outage: the pool opens connections again."""
+
+    seconds: float
+    """How long connects failed."""
+    failures: int
+    """Connects that failed during the outage."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReconnectFailed(PoolEvent):
+    """Connects have failed for ``reconnect_timeout`` seconds (once per outage).
+
+    The pool keeps probing at its longest backoff step; ``Pool(reconnect_failed=...)`` is
+    called too.
+    """
+
+    seconds: float
+    """How long connects have failed."""
+    failures: int
+    """Connects that failed so far."""
+    error: BaseException
+    """The last connect error."""

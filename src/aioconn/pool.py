@@ -17,6 +17,7 @@ import threading
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable
+from time import monotonic
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar, overload
 
@@ -24,6 +25,7 @@ from . import _registry, _validate
 from ._core import CLOSING, DONE, NEW, OPEN, Hooks, PoolCore
 from ._lease import Lease, get
 from ._maintenance import maintenance_period, run_maintenance
+from ._outage import Backoff
 from ._pool_config import as_connector, check_sizes
 from ._runner import PoolRunner
 from ._slot import LEASED
@@ -54,6 +56,19 @@ def _emitter(name: str, on_event: Callable[[PoolEvent], Any] | None) -> Callable
             logger.exception("%s: on_event hook failed for %r", name, event)
 
     return emit
+
+
+def _bound_to(pool: Pool[R], callback: Callable[[Pool[R]], Any] | None) -> Callable[[], Any] | None:
+    """``callback(pool)`` through a weak reference: the runner must not keep the pool alive."""
+    if callback is None:
+        return None
+    ref = weakref.ref(pool)
+
+    def call() -> Any:
+        alive = ref()
+        return None if alive is None else callback(alive)
+
+    return call
 
 
 _CLOSE_GRACE = 0.5
@@ -97,6 +112,16 @@ class Pool(Generic[R]):
         check_after_idle: run ``check`` before handing out a connection idle this long.
         keepalive_interval: the background task runs ``check`` on connections idle this long.
         connect_retry: a ``Retry`` for opening connections.
+        connect_backoff: how the pool backs off while connects fail (an ``aioconn.Backoff``;
+            default: steps from 0.05 s doubling to 2 s, jittered). During such an outage
+            one connect (a probe) starts per step, whatever the demand, and an acquire that
+            nothing in flight can serve fails at once with ``ServerDown``; the first
+            successful connect ends it. ``None``: no backoff (every waiter gets a connect).
+        reconnect_timeout: after connects have failed this many seconds (300 s), emit
+            ``ReconnectFailed`` and call ``reconnect_failed``, once per outage; the pool
+            keeps probing. ``None``: never.
+        reconnect_failed: ``reconnect_failed(pool)``, sync or async, called as above (its
+            errors are logged).
         max_uses: retire a connection once it has been given back this many times (as
             asyncpg's ``max_queries``); ``None``: no limit.
         connect_timeout: seconds one connect (with its ``init``) may take (30 s; ``None``: the
@@ -134,6 +159,9 @@ class Pool(Generic[R]):
         check_after_idle: float | None = ...,
         keepalive_interval: float | None = ...,
         connect_retry: Retry | None = ...,
+        connect_backoff: Backoff | None = ...,
+        reconnect_timeout: float | None = ...,
+        reconnect_failed: Callable[[Pool[R]], Any] | None = ...,
         max_uses: int | None = ...,
         connect_timeout: float | None = ...,
         check_timeout: float = ...,
@@ -168,6 +196,9 @@ class Pool(Generic[R]):
         check_after_idle: float | None = ...,
         keepalive_interval: float | None = ...,
         connect_retry: Retry | None = ...,
+        connect_backoff: Backoff | None = ...,
+        reconnect_timeout: float | None = ...,
+        reconnect_failed: Callable[[Pool[R]], Any] | None = ...,
         max_uses: int | None = ...,
         connect_timeout: float | None = ...,
         check_timeout: float = ...,
@@ -201,6 +232,9 @@ class Pool(Generic[R]):
         check_after_idle: float | None = 0.5,
         keepalive_interval: float | None = None,
         connect_retry: Retry | None = None,
+        connect_backoff: Backoff | None = Backoff(),  # noqa: B008  (frozen: safe to share)
+        reconnect_timeout: float | None = 300.0,
+        reconnect_failed: Callable[[Pool[R]], Any] | None = None,
         max_uses: int | None = None,
         connect_timeout: float | None = 30.0,
         check_timeout: float = 5.0,
@@ -234,6 +268,13 @@ class Pool(Generic[R]):
             raise TypeError(
                 f"connect_retry must be an aioconn.Retry or None, got {connect_retry!r}"
             )
+        if connect_backoff is not None and not isinstance(connect_backoff, Backoff):
+            raise TypeError(
+                f"connect_backoff must be an aioconn.Backoff or None, got {connect_backoff!r}"
+            )
+        reconnect_timeout = _validate.timeout("reconnect_timeout", reconnect_timeout)
+        if reconnect_failed is not None and not callable(reconnect_failed):
+            raise TypeError(f"reconnect_failed must be callable or None, got {reconnect_failed!r}")
         connect_timeout = _validate.timeout("connect_timeout", connect_timeout)
         bounds = {
             key: _validate.seconds(key, value)
@@ -283,6 +324,8 @@ class Pool(Generic[R]):
             fresh_window=fresh_window,
             emit=self._emit,
             max_uses=max_uses,
+            backoff=connect_backoff,
+            reconnect_timeout=reconnect_timeout,
         )
         self._runner: PoolRunner[R] = PoolRunner(
             self._core,
@@ -298,6 +341,7 @@ class Pool(Generic[R]):
             leak_timeout=leak_timeout,
             slow_acquire=slow_acquire,
             emit=self._emit,
+            reconnect_failed=_bound_to(self, reconnect_failed),
         )
         self._maintenance_period = maintenance_period(max_idle, max_lifetime, keepalive_interval)
         self._maintenance: asyncio.Task[None] | None = None
@@ -781,6 +825,7 @@ class Pool(Generic[R]):
             connect_time=core.connect_times.snapshot(),
             endpoints=self._endpoint_stats(),
             returning=core.returning,
+            unreachable_for=None if core.outage is None else monotonic() - core.outage.since,
         )
 
     def _endpoint_stats(self) -> tuple[EndpointStats, ...]:

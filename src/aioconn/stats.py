@@ -263,3 +263,6 @@ class PoolStats:
     """How long successful connects took; ``None`` where the pool does not record it."""
     returning: int = 0
     """Connections given back and being ``reset`` or ``recover``-ed (counted in ``size``)."""
+    unreachable_for: float | None = None
+    """Seconds since connects began failing while the pool backs off (``connect_backoff``);
+    ``None`` while connects succeed."""

@@ -143,6 +143,7 @@ async def test_a_tls_handshake_into_a_black_hole_obeys_the_connect_timeout() -> 
             ),
             max_size=2,
             acquire_timeout=5.0,
+            connect_backoff=None,  # each acquire's own connect must time out, not back off
             name="tls-black-hole",
         )
         await pool.open()
