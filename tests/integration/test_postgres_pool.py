@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 import asyncpg
-from integration_kit import CountingAsyncpgConnector, Load, poll
+from integration_kit import CountingAsyncpgConnector, Load, poll, report
 
 import aioconn
 from aioconn import Pool
@@ -85,23 +85,23 @@ async def test_a_cancellation_storm_gets_every_value_right_and_keeps_its_session
         stats = pool.stats()
         async with monitor(postgres_server.dsn) as watcher:
             on_server = await our_sessions(watcher, connector.application_name)
-        report = (
+        summary = (
             f"{asked} requests in {took:.2f} s: {answered} answered, {wrong} wrong,"
             f" {cancelled_in_query} cancelled mid-query, {cancelled_waiting} while acquiring;"
             f" {new_sessions} new server sessions"
             f" ({100 * new_sessions / max(cancelled_in_query, 1):.2f} per 100 cancelled);"
             f" discarded {stats.discarded}"
         )
-        print(f"\nPostgreSQL storm: {report}")
-        assert wrong == 0, report
-        assert asked == answered + cancelled_in_query + cancelled_waiting, report
-        assert cancelled_in_query >= MIN_CANCELLED, report
-        assert answered >= STORM_REQUESTS // 10, report
-        assert 100 * new_sessions <= SESSIONS_PER_100_CANCELLED * cancelled_in_query, report
+        report(f"PostgreSQL storm: {summary}")
+        assert wrong == 0, summary
+        assert asked == answered + cancelled_in_query + cancelled_waiting, summary
+        assert cancelled_in_query >= MIN_CANCELLED, summary
+        assert answered >= STORM_REQUESTS // 10, summary
+        assert 100 * new_sessions <= SESSIONS_PER_100_CANCELLED * cancelled_in_query, summary
         # Every connect made a server session and the pool made no other: the server agrees.
-        assert connector.attempts == len(connector.pids) == POOL_SIZE + new_sessions, report
-        assert on_server <= set(connector.pids), report
-        assert len(on_server) == stats.size == POOL_SIZE, report
+        assert connector.attempts == len(connector.pids) == POOL_SIZE + new_sessions, summary
+        assert on_server <= set(connector.pids), summary
+        assert len(on_server) == stats.size == POOL_SIZE, summary
 
 
 def _quiet(pool: Pool[Any]) -> Any:
@@ -235,8 +235,8 @@ async def test_resets_and_latency_from_a_chaos_proxy(postgres_server: PostgresSe
                 await load.until_successes(load.tally.ok + 2 * PHASE_REQUESTS)
             finally:
                 tally = await load.stop()
-            print(
-                f"\nPostgreSQL behind ChaosProxy: {tally.summary()};"
+            report(
+                f"PostgreSQL behind ChaosProxy: {tally.summary()};"
                 f" connects {connector.attempts}; discarded {pool.stats().discarded}"
             )
             assert tally.wrong == []
