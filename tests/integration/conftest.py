@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from integration_kit import REPORTS
+
+from integration.integration_kit import REPORTS
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

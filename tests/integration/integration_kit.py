@@ -10,6 +10,7 @@ import time
 import types
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,3 +220,70 @@ class Load:
     def errors_after(self, moment: float) -> Counter[str]:
         """The errors of the requests that began after ``moment``."""
         return Counter(name for t, name in self.error_times if t > moment)
+
+
+@dataclass(frozen=True)
+class Outage:
+    """What a load saw across one outage of its server."""
+
+    down_for: float  # seconds from the stop/kill to the server ready again
+    restart_took: float  # seconds start() took
+    connect_attempts: int  # connect() calls the pool made from the stop/kill to ready again
+    recovery: float  # seconds from the server ready again to the first success
+    errors_during: Counter[str]  # errors of requests begun before the server was back
+    errors_after: Counter[str]  # errors of requests begun once the server was ready again
+
+    def summary(self) -> str:
+        return (
+            f"down {self.down_for:.2f} s (restart {self.restart_took:.2f} s),"
+            f" {self.connect_attempts} connect attempts meanwhile,"
+            f" first success {self.recovery * 1000:.0f} ms after ready,"
+            f" errors during: {dict(self.errors_during)}, after: {dict(self.errors_after)}"
+        )
+
+
+async def through_outage(
+    load: Load,
+    attempts: Callable[[], int],
+    *,
+    take_down: Callable[[], None],
+    bring_up: Callable[[], object],
+    outage: float,
+    executor: ThreadPoolExecutor,
+    warm: int,
+    recovery_bound: float,
+) -> Outage:
+    """Take the server down under ``load``, keep it down ``outage`` s, bring it back.
+
+    ``take_down`` and ``bring_up`` block (they wait for the process), so they run in
+    ``executor``, whose one thread must outlive the server: a server dies with the thread that
+    started it (PR_SET_PDEATHSIG). The outage's length is the scenario itself, not a wait for
+    a state.
+    """
+    loop = asyncio.get_running_loop()
+    await load.until_successes(load.tally.ok + warm)
+    before = attempts()
+    down_at = time.monotonic()
+    await loop.run_in_executor(executor, take_down)
+    await asyncio.sleep(max(0.0, outage - (time.monotonic() - down_at)))
+    starting = time.monotonic()
+    await loop.run_in_executor(executor, bring_up)
+    ready = time.monotonic()
+    during = attempts() - before
+
+    async def served() -> bool:
+        return load.first_success_after(ready) is not None
+
+    await poll(served, "a request succeeds after the restart", recovery_bound)
+    first = load.first_success_after(ready)
+    assert first is not None
+    await load.until_successes(load.tally.ok + warm)
+    errors_during = Counter(name for t, name in load.error_times if t <= ready)
+    return Outage(
+        down_for=ready - down_at,
+        restart_took=ready - starting,
+        connect_attempts=during,
+        recovery=first - ready,
+        errors_during=errors_during,
+        errors_after=load.errors_after(ready),
+    )

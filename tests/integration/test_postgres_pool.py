@@ -10,11 +10,11 @@ import time
 from typing import Any
 
 import asyncpg
-from integration_kit import CountingAsyncpgConnector, Load, poll, report
 
 import aioconn
 from aioconn import Pool
 from aioconn.testing import ChaosProxy, latency, reset_peer
+from integration.integration_kit import CountingAsyncpgConnector, Load, poll, report
 from servers.pg_watch import monitor
 from servers.postgres import PostgresServer
 

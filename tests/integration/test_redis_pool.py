@@ -11,11 +11,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from integration_kit import CountingRedisConnector, Load, poll, recipe_client, redis_command, report
-
 import aioconn
 from aioconn import Pool
 from aioconn.testing import ChaosProxy, latency, reset_peer
+from integration.integration_kit import (
+    CountingRedisConnector,
+    Load,
+    poll,
+    recipe_client,
+    redis_command,
+    report,
+)
 from servers.redis import RedisServer
 
 SEED = 1108
