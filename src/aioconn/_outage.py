@@ -68,7 +68,6 @@ class Backoff:
             raise ValueError(f"Backoff after must be >= 1, got {after!r}")
 
 
-
 def _step(backoff: Backoff, index: int, rng: random.Random) -> float:
     """The ``index``-th step (0: the first of an outage), jittered."""
     step = min(backoff.maximum, backoff.initial * 2.0 ** min(index, 64))

@@ -231,14 +231,18 @@ class Outage:
     connect_attempts: int  # connect() calls the pool made from the stop/kill to ready again
     recovery: float  # seconds from the server ready again to the first success
     errors_during: Counter[str]  # errors of requests begun before the server was back
-    errors_after: Counter[str]  # errors of requests begun once the server was ready again
+    # Errors of requests begun once the server was ready, before the pool's first success
+    # (its backoff step had not ended: ServerDown), and of those begun after that success.
+    errors_window: Counter[str]
+    errors_after: Counter[str]
 
     def summary(self) -> str:
         return (
             f"down {self.down_for:.2f} s (restart {self.restart_took:.2f} s),"
             f" {self.connect_attempts} connect attempts meanwhile,"
             f" first success {self.recovery * 1000:.0f} ms after ready,"
-            f" errors during: {dict(self.errors_during)}, after: {dict(self.errors_after)}"
+            f" errors during: {dict(self.errors_during)}, until the first success:"
+            f" {dict(self.errors_window)}, after it: {dict(self.errors_after)}"
         )
 
 
@@ -285,5 +289,6 @@ async def through_outage(
         connect_attempts=during,
         recovery=first - ready,
         errors_during=errors_during,
-        errors_after=load.errors_after(ready),
+        errors_window=Counter(name for t, name in load.error_times if ready < t <= first),
+        errors_after=load.errors_after(first),
     )
