@@ -285,3 +285,39 @@ def test_without_eject_after_or_ratio_an_endpoint_is_never_ejected() -> None:
     for _ in range(100):
         assert breaker.failed("x", probe=False) is None
     assert (breaker.state, breaker.consecutive) == ("healthy", 100)
+
+
+async def test_a_restored_endpoint_gets_its_share_back_while_the_pool_stays_saturated() -> None:
+    # 12 workers on 4 connections: every return is handed straight to a queued caller, so the
+    # pool never has an idle connection to trade and never room to open one by itself.
+    events = Events()
+    async with echo_servers() as servers, AsyncExitStack() as stack:
+        a, b = servers[0].address, servers[1].address
+        endpoints = Endpoints([a, b], eject_after=1, base_ejection=0.05, max_ejection=0.05)
+        async with Pool(endpoints, max_size=4, on_event=events, name="saturated") as pool:
+            async with Load(pool, workers=12) as load:
+                await load.until(lambda: load.served[b] > 0 and load.total >= 100)
+                await load.pause()
+                port = servers[1].port
+                await servers[1].stop()  # b's connections see EOF and are discarded
+                load.resume()
+                await events.next(EndpointEjected, b)
+                await load.more(200)
+                assert [e.open for e in pool.stats().endpoints] == [4, 0]
+                revived = await stack.enter_async_context(EchoServer(host=HOSTS[1], port=port))
+                assert pool.stats().waiting > 0  # saturated: callers queue
+                await events.next(EndpointRestored, b)
+                served_b = load.served[b]
+                await load.until(lambda: load.served[b] > served_b + 100)
+                await load.until(lambda: [e.open for e in pool.stats().endpoints] == [2, 2])
+                rebalanced = pool.stats().discarded.rebalanced
+                await load.more(300)  # balanced: no more churn
+                stats = pool.stats()
+                assert stats.waiting > 0
+            assert load.errors == []
+        assert [e.open for e in stats.endpoints] == [2, 2]
+        assert stats.discarded.rebalanced == rebalanced
+        # One to probe b (a half-open probe that failed over to a costs one more each), then
+        # one to move a's third connection.
+        assert 2 <= rebalanced <= 6, rebalanced
+        await all_closed(servers[0], revived)

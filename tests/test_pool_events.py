@@ -313,6 +313,32 @@ async def expired(recorder: Recorder) -> tuple[list[PoolEvent], Discards]:
         return [opened(resource), discarded(resource, "expired")], pool.stats().discarded
 
 
+class RebalancingConnector(GatedConnector):
+    """Says "rebalance" for the first resource given back while a caller waits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = 0
+
+    def rebalance(self, resource: FakeResource) -> bool:
+        self.asked += 1
+        return self.asked == 1
+
+
+async def rebalanced(recorder: Recorder) -> tuple[list[PoolEvent], Discards]:
+    connector = RebalancingConnector()
+    async with Pool(connector, max_size=1, on_event=recorder, name=NAME) as pool:
+        held = await pool.get()
+        waiter = asyncio.create_task(pool.get())
+        await until_waiting(pool, 1)
+        await pool.put(held)  # retired for the waiter: a new one is opened for it
+        replacement = await waiter
+        await pool.put(replacement)
+        assert connector.asked == 1
+        expected = [opened(held), discarded(held, "rebalanced"), opened(replacement)]
+        return expected, pool.stats().discarded
+
+
 SCENARIOS: dict[str, Scenario] = {
     scenario.__name__: scenario
     for scenario in (
@@ -331,6 +357,7 @@ SCENARIOS: dict[str, Scenario] = {
         recover_failed,
         max_uses,
         expired,
+        rebalanced,
     )
 }
 

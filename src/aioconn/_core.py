@@ -76,6 +76,7 @@ class Hooks(Generic[R]):
         "is_reusable",
         "on_acquire",
         "on_release",
+        "rebalance",
     )
 
     def __init__(self, connector: object) -> None:
@@ -91,6 +92,10 @@ class Hooks(Generic[R]):
         self.on_acquire: Callable[[R], None] | None = getattr(connector, "on_acquire", None)
         self.on_release: Callable[[R], None] | None = getattr(connector, "on_release", None)
         self.endpoint_of: Callable[[R], str] | None = getattr(connector, "endpoint_of", None)
+        # Asked on a return while callers queue (a saturated pool never has an idle connection
+        # to trade): True retires the connection, and the connector steers the connect that
+        # replaces it to another endpoint (a restored one, or one below its share).
+        self.rebalance: Callable[[R], bool] | None = getattr(connector, "rebalance", None)
 
 
 def _never_raising(is_reusable: Callable[[R], bool] | None) -> Callable[[R], bool] | None:
@@ -138,6 +143,7 @@ class PoolCore(Generic[R]):
         # The two hooks the hot paths call, one attribute away (not two).
         self.is_reusable_hook = hooks.is_reusable
         self.on_release_hook = hooks.on_release
+        self.rebalance_hook = hooks.rebalance
         self.min_size = min_size
         self.max_size = max_size
         self.max_waiting = max_waiting
@@ -420,6 +426,7 @@ class PoolCore(Generic[R]):
             and not self.oversized
             # is_reusable_hook never raises (see _never_raising).
             and (self.is_reusable_hook is None or self.is_reusable_hook(slot.resource))
+            and (self.rebalance_hook is None or not self.waiting)  # else _return_verdict asks
         ):
             # The common return, inlined: to the longest waiter, else idle. Either way
             # reconcile() would do nothing — a hand-over leaves fewer waiters and the same
@@ -466,7 +473,17 @@ class PoolCore(Generic[R]):
             if self.size() > self.max_size:  # the size counts this slot too
                 return "resized"
             self.oversized = False
+        if self.waiting and self.rebalance_hook is not None and self._rebalances(slot):
+            return "rebalanced"
         return None
+
+    def _rebalances(self, slot: Slot[R]) -> bool:
+        assert self.rebalance_hook is not None
+        try:
+            return bool(self.rebalance_hook(slot.resource))
+        except Exception:
+            logger.exception("%s: rebalance(%r) failed; keeping it", self.name, slot.resource)
+            return False
 
     def begin_return(self, slot: Slot[R]) -> None:
         """A holder gave ``slot`` back, to be reset or recovered first (RETURNING)."""

@@ -401,6 +401,59 @@ class Endpoints(Generic[R]):
         self._wanted = chosen  # the pool now calls connect(), which goes there
         return None
 
+    def rebalance(self, resource: R) -> bool:
+        """Whether ``resource``, given back while callers queue, should make room elsewhere.
+
+        A saturated pool hands every return straight to a queued caller: it never has an idle
+        connection to trade nor room to open one, so an endpoint that comes back (or is added)
+        would get no connection until ``max_lifetime``. On such a return, this retires the
+        connection when another endpoint may take one and is below its share — for
+        ``"primary"``, an endpoint earlier in order; otherwise one whose open connections per
+        weight, with one more, stay at or below the returning endpoint's with one less — and
+        steers the connect that replaces it there (for an ejected endpoint whose cool-down
+        ended, that connect is its half-open probe). Each move narrows the gap: it stops once
+        the shares are even.
+
+        Args:
+            resource: a connection given back clean while callers wait.
+
+        Returns:
+            True: the pool discards it (reason ``"rebalanced"``) and opens a new one.
+        """
+        member = self._members.get(resource)
+        if member is None or member.retired:
+            return False
+        receiver = self._receiver(member.state)
+        if receiver is None:
+            return False
+        member.retired = True
+        self._wanted = receiver  # the connect the pool starts next goes there
+        return True
+
+    def _receiver(self, donor: EndpointState) -> EndpointState | None:
+        """The endpoint a connection of ``donor`` should move to, if any."""
+        if self._strategy_name == "primary":
+            for state in self._active:
+                if state is donor:
+                    return None  # every endpoint before the donor is full or out
+                if state.may_open() and self._room(state):
+                    return state
+            return None
+        best: EndpointState | None = None
+        for state in self._active:
+            if state is donor or not (state.may_open() and self._room(state)):
+                continue
+            if (
+                best is None
+                or (state.open + state.opening) / state.weight
+                < (best.open + best.opening) / best.weight
+            ):
+                best = state
+        if best is None:
+            return None
+        after = (best.open + best.opening + 1) / best.weight
+        return best if after <= (donor.open - 1) / donor.weight else None
+
     def on_acquire(self, resource: R) -> None:
         """The pool handed ``resource`` to a caller.
 

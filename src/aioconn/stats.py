@@ -184,6 +184,9 @@ class Discards:
     """Given back for the ``max_uses``-th time."""
     expired: int = 0
     """Retired by ``Pool.expire()`` (idle ones at once, the others when given back)."""
+    rebalanced: int = 0
+    """Given back while callers queued, and retired so that an ``aioconn.Endpoints`` could
+    open one to an endpoint below its share (one restored after an ejection, or added)."""
 
     @property
     def total(self) -> int:
