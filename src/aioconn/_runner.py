@@ -31,6 +31,7 @@ from ._core import (
 from ._leak import describe_holder, watch_for_leak
 from ._pool_config import as_connect_error
 from ._slot import Slot, Waiter
+from .connection import Connection
 from .errors import ConnectError, ConnectTimeout, PoolClosed
 from .events import AcquireWaitedLong, ConnectFailed, ConnectionOpened, PoolEvent
 from .retry import Retry
@@ -296,7 +297,9 @@ class PoolRunner(Generic[R]):
             self.flush()
             return error
         took = _monotonic() - started
-        core.connect_done(resource, took, probe)
+        slot = core.connect_done(resource, took, probe)
+        if isinstance(resource, Connection):
+            resource._adopt(slot, self.name)  # I/O after a release now raises
         if self.grew is not None:
             self.grew.set()
         self.emit(ConnectionOpened(self.name, resource, core.endpoint(resource), took))
