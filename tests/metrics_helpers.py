@@ -27,6 +27,7 @@ BUSY_SCALARS: dict[tuple[str, tuple[str, ...]], float] = {
     ("aioconn_pool_connections_created_total", ()): 3,
     ("aioconn_pool_connect_failures_total", ()): 1,
     ("aioconn_pool_timeouts_total", ()): 1,
+    ("aioconn_pool_unreachable_seconds", ()): 0,  # one failed connect is no outage
     **{
         ("aioconn_pool_discarded_total", (reason,)): float(reason == "error")
         for reason in Discards.__dataclass_fields__

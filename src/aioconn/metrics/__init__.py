@@ -189,6 +189,13 @@ TIMEOUTS = _metric(
     "{timeout}",
     "Acquires that failed with PoolTimeout.",
 )
+UNREACHABLE = _metric(
+    "aioconn_pool_unreachable_seconds",
+    "aioconn.pool.unreachable.duration",
+    Kind.GAUGE,
+    "s",
+    "Seconds since connects began failing while the pool backs off; 0 while they succeed.",
+)
 DISCARDED = _metric(
     "aioconn_pool_discarded_total",
     "aioconn.pool.connection.discarded",
@@ -287,6 +294,7 @@ METRICS: tuple[Metric, ...] = (
     CREATED,
     CONNECT_FAILURES,
     TIMEOUTS,
+    UNREACHABLE,
     DISCARDED,
     ACQUIRE_WAIT,
     HOLD,
@@ -368,6 +376,7 @@ def samples(
         Sample(CREATED, (name,), stats.created),
         Sample(CONNECT_FAILURES, (name,), stats.connect_failures),
         Sample(TIMEOUTS, (name,), stats.timeouts),
+        Sample(UNREACHABLE, (name,), stats.unreachable_for or 0.0),
     ]
     out += [
         Sample(DISCARDED, (name, reason.name), getattr(stats.discarded, reason.name))
