@@ -908,10 +908,11 @@ class PoolCore(Generic[R]):
     def _reconcile_outage(self, outage: Outage) -> None:
         """Reconcile while connects fail: one probe per backoff step, waiters fail fast.
 
-        The invariants change: a caller may wait with room to open only while a resource in
-        flight (leased, checking, returning or opening) may yet serve it; the others fail at
-        once with ``ServerDown``. At most one connect starts per step (the probe); a refill
-        to ``min_size`` is due until the outage ends.
+        The invariants change: callers may wait with room to open only while some resource
+        in flight (leased, checking, returning, or the probe) may yet serve them — one after
+        another, each return serving the next; when nothing is, they fail at once with
+        ``ServerDown``. At most one connect starts per step (the probe); a refill to
+        ``min_size`` is due until the outage ends.
         """
         while self.idle and self.size() > self.max_size:
             self._discard(self.idle.popleft(), "resized")
@@ -934,19 +935,16 @@ class PoolCore(Generic[R]):
                 self.effects.append((OPEN_PROBE, None))
             else:
                 self.effects.append((RETRY, None))
-        # Newest first: the longest waiters keep their places for what comes back.
-        excess = self.waiting - (len(self.slots) - len(self.idle) + self.opening)
-        if excess > 0:
+        if self.waiting and len(self.slots) == len(self.idle) and not self.opening:
             now = _monotonic()
             waiters = self.waiters
-            while excess > 0:
-                lease = waiters.pop()
+            while waiters:
+                lease = waiters.popleft()
                 if lease.queued:
                     lease.queued = False
-                    self.waiting -= 1
-                    excess -= 1
                     if not lease.future.done():
                         lease.future.set_exception(outage.error(self.name, now))
+            self.waiting = 0
 
     def check_invariants(self) -> None:
         """Raise AssertionError if the books are inconsistent (for tests)."""
@@ -976,8 +974,8 @@ class PoolCore(Generic[R]):
                 assert not self.idle, f"{self.waiting} wait while {len(self.idle)} idle"
             if self.outage is not None:
                 in_flight = len(self.slots) - len(self.idle) + self.opening
-                assert self.waiting <= in_flight, (
-                    f"{self.waiting} wait during an outage, {in_flight} in flight to serve them"
+                assert not self.waiting or in_flight, (
+                    f"{self.waiting} wait during an outage with nothing in flight to serve them"
                 )
             elif self.waiting:
                 assert (
