@@ -23,7 +23,7 @@ OTHER_COLORS = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf"
 def _color(key: str, index: int) -> str:
     if key == "aioconn":
         return AIOCONN_COLOR
-    if key in ("floor", "raw", "sequential"):
+    if key in ("floor", "raw", "sequential", "asyncpg", "blocking"):
         return FLOOR_COLOR
     return OTHER_COLORS[index % len(OTHER_COLORS)]
 

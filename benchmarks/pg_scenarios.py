@@ -86,9 +86,7 @@ async def open_pool(contender: PgContender, dsn: str, size: int) -> PgPool:
     if contender.key == BASELINE:
         import asyncpg
 
-        native = await asyncpg.create_pool(
-            dsn, min_size=size, max_size=size, init=_async(count)
-        )
+        native = await asyncpg.create_pool(dsn, min_size=size, max_size=size, init=_async(count))
         return PgPool(native.acquire, native.close, one, rows, storm, sessions)
     import aioconn
     from aioconn.drivers import AsyncpgConnector
@@ -197,9 +195,7 @@ def run_s7(plan: Plan, dsn: str) -> list[Case]:
             S7_CONTENDERS,
             plan.heavy_rounds,
             lambda c, _, query=query: run_once(
-                lambda: s7_queries(
-                    c, dsn, query, plan.s7_workers, plan.s7_queries, plan.s7_pool
-                ),
+                lambda: s7_queries(c, dsn, query, plan.s7_workers, plan.s7_queries, plan.s7_pool),
                 budget=plan.budget,
             ),
         )
@@ -291,4 +287,3 @@ def run_storm(plan: Plan, dsn: str) -> Case:
         ),
     )
     return case
-

@@ -31,7 +31,7 @@ class Plan:
     s7_workers: int = 64
     s7_queries: int = 300  # per worker
     s7_storm_workers: int = 32
-    s7_storm_calls: int = 60  # per worker
+    s7_storm_calls: int = 150  # per worker
     s8_pool: int = 16
     s8_workers: int = 64
     s8_pairs: int = 300  # SET+GET pairs per worker
@@ -55,7 +55,7 @@ QUICK = Plan(
     s5_grid=((10, 10), (10, 1_000), (10, 100_000), (1_000, 1_000)),
     s6_rounds=1,
     s7_queries=80,
-    s7_storm_calls=20,
+    s7_storm_calls=40,
     s8_pairs=80,
     budget=10.0,
 )

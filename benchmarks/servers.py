@@ -49,7 +49,7 @@ def recipe_redis_client() -> Any:
     try:
         from tests.test_docs import compile_block, extract_blocks
     except ImportError as exc:  # pytest: in the dev group, which the bench group includes
-        raise NotApplicable(f"cannot load the recipe runner from tests/test_docs.py: {exc}") from exc
+        raise NotApplicable(f"cannot load tests/test_docs.py, which runs recipes: {exc}") from exc
     text = REDIS_RECIPE.read_text(encoding="utf-8")
     definitions = extract_blocks(text, str(REDIS_RECIPE))[0]
     namespace: dict[str, Any] = {"__name__": "redis_recipe", "__file__": str(REDIS_RECIPE)}
