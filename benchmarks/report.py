@@ -503,7 +503,7 @@ def render(
         "## How to run and how to read",
         "",
         "```console",
-        "$ make bench-quick   # one to two minutes: fewer rounds and cycles",
+        "$ make bench-quick   # three to four minutes: fewer rounds and cycles",
         "$ make bench         # the full plan, about fifteen minutes",
         "$ .venv/bin/python -m benchmarks.run --only S1,S2   # a subset; prints, writes nothing",
         "```",

@@ -106,7 +106,7 @@ def machine(plan: Plan, argv: list[str], started: float, load: float) -> dict[st
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="the quick plan (under 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="the quick plan (a few minutes)")
     parser.add_argument(
         "--only", help="comma-separated scenarios, e.g. S1,S3 (default: all); implies --no-write"
     )
