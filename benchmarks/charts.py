@@ -23,7 +23,7 @@ OTHER_COLORS = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf"
 def _color(key: str, index: int) -> str:
     if key == "aioconn":
         return AIOCONN_COLOR
-    if key in ("floor", "raw", "sequential"):
+    if key in ("floor", "raw", "sequential", "asyncpg", "blocking"):
         return FLOOR_COLOR
     return OTHER_COLORS[index % len(OTHER_COLORS)]
 
@@ -124,6 +124,8 @@ def s5_chart(path: Path, cases: Sequence[Case]) -> None:
     left.legend(fontsize=7)
     if opening:
         _bars(right, opening, "seconds", scale=1.0)
-        right.set_title(f"S5: {opening[0].name} (lower is better)", fontsize=10)
+        right.set_title("S5: opening 1,000 connections (lower is better)", fontsize=10)
         right.set_xlabel("seconds")
+        if len(opening) > 1:  # below the axes: beside them, it would squeeze the left chart
+            right.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15))
     _save(fig, path)

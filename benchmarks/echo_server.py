@@ -4,6 +4,10 @@ A bare ``asyncio.Protocol`` that writes back what it receives (on uvloop when in
 server costs as little CPU as possible and the client side, the pools, is what is measured. It
 binds 127.0.0.1 on a free port, prints ``LISTENING <host> <port>`` on stdout, and exits when its
 standard input closes (so it never outlives the benchmark) or on SIGTERM/SIGINT.
+
+With ``--latency SECONDS`` it serves through an ``aioconn.testing.ChaosProxy`` in the same
+process that holds every reply back that long (a ``latency`` toxic, downstream), and the address
+printed is the proxy's: S5 opens connections through it as over a network.
 """
 
 from __future__ import annotations
@@ -26,16 +30,24 @@ class _Echo(asyncio.Protocol):
         self.transport.write(data)
 
 
-async def serve(host: str = HOST) -> None:
+async def serve(host: str = HOST, latency: float = 0.0) -> None:
     loop = asyncio.get_running_loop()
     server = await loop.create_server(_Echo, host, 0, backlog=BACKLOG)
     port = server.sockets[0].getsockname()[1]
-    print(f"LISTENING {host} {port}", flush=True)
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    loop.add_reader(sys.stdin.fileno(), _on_stdin, stop)
-    async with server:
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(server)
+        if latency > 0:
+            from aioconn.testing import ChaosProxy
+            from aioconn.testing import latency as delay
+
+            proxy = await stack.enter_async_context(ChaosProxy(host, port, listen_host=host))
+            proxy.add(delay(latency))
+            port = proxy.port
+        print(f"LISTENING {host} {port}", flush=True)
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        loop.add_reader(sys.stdin.fileno(), _on_stdin, stop)
         await stop.wait()
 
 
@@ -47,6 +59,9 @@ def _on_stdin(stop: asyncio.Event) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-uvloop", action="store_true", help="serve on asyncio's own loop")
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="serve through a ChaosProxy adding this delay"
+    )
     args = parser.parse_args()
     factory = None
     if not args.no_uvloop:
@@ -55,7 +70,7 @@ def main() -> None:
 
             factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(serve())
+        runner.run(serve(latency=args.latency))
 
 
 if __name__ == "__main__":

@@ -36,11 +36,18 @@ class Address:
 
 
 @contextlib.contextmanager
-def echo_server() -> Iterator[Address]:
-    """Start ``echo_server.py`` in a child process; stop it (stdin EOF, then kill) on exit."""
+def echo_server(latency: float = 0.0) -> Iterator[Address]:
+    """Start ``echo_server.py`` in a child process; stop it (stdin EOF, then kill) on exit.
+
+    With ``latency`` > 0 the address is that of a ChaosProxy in front of it, in the same child
+    process, which delays every reply by ``latency`` seconds.
+    """
     script = Path(__file__).with_name("echo_server.py")
     process = subprocess.Popen(
-        [sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, str(script), "--latency", repr(latency)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert process.stdout is not None
@@ -220,13 +227,40 @@ S5_OPEN_CONTENDERS = [
     Single("gather", "asyncio.gather(asyncio.open_connection x N) (reference)"),
 ]
 
+# Through the ChaosProxy (listen backlog 100), the reference opens 100 at a time as the pool
+# does: 1,000 connects at once would overflow the backlog and wait for the kernel's 1 s retry.
+S5_LATENCY_CONTENDERS = [
+    *S5_OPEN_CONTENDERS[:2],
+    Single("gather100", "asyncio.open_connection + greeting, 100 at a time (reference)"),
+]
+OPEN_AT_ONCE = 100
 
-async def s5_open(contender: Single, address: Address, count: int) -> Metrics:
+HELLO = b"HELLO\n"  # the handshake of the latency case: one round trip, as a protocol's greeting
+
+
+async def _hello(connection: aioconn.Connection) -> None:
+    await connection.send(HELLO)
+    if await connection.readline() != HELLO:
+        raise CheckFailed("the handshake's reply did not match")
+
+
+async def _raw_hello(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(HELLO)
+    await writer.drain()
+    if await reader.readline() != HELLO:
+        raise CheckFailed("the handshake's reply did not match")
+    return reader, writer
+
+
+async def s5_open(contender: Single, address: Address, count: int, handshake: bool) -> Metrics:
+    """Open ``count`` connections; with ``handshake``, each makes one round trip once open
+    (the pool's ``init`` hook, as a protocol's greeting), so a latency on the way counts."""
     host, port = address.host, address.port
     opened: list[Any] = []
     started = time.perf_counter()
     if contender.key == "pool":
-        connector = aioconn.TCPConnector(host, port)
+        connector = aioconn.TCPConnector(host, port, init=_hello if handshake else None)
         pool: aioconn.Pool[aioconn.Connection] = aioconn.Pool(
             connector, min_size=count, max_size=count
         )
@@ -236,13 +270,27 @@ async def s5_open(contender: Single, address: Address, count: int) -> Metrics:
         await pool.close()
     elif contender.key == "sequential":
         for _ in range(count):
-            opened.append(await aioconn.connect(host, port))
+            connection = await aioconn.connect(host, port)
+            opened.append(connection)
+            if handshake:
+                await _hello(connection)
         elapsed = time.perf_counter() - started
         size = len(opened)
         for connection in opened:
             await connection.close()
     else:
-        pairs = await asyncio.gather(*(asyncio.open_connection(host, port) for _ in range(count)))
+        if handshake:
+            gate = asyncio.Semaphore(OPEN_AT_ONCE if contender.key == "gather100" else count)
+
+            async def one() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+                async with gate:
+                    return await _raw_hello(host, port)
+
+            pairs = await asyncio.gather(*(one() for _ in range(count)))
+        else:
+            pairs = await asyncio.gather(
+                *(asyncio.open_connection(host, port) for _ in range(count))
+            )
         elapsed = time.perf_counter() - started
         size = len(pairs)
         for _, writer in pairs:
@@ -259,12 +307,22 @@ def check_fd_limit(count: int) -> None:
         raise NotApplicable(f"ulimit -n is {soft}; opening {count} connections needs more")
 
 
-def run_s5_open(plan: Plan, address: Address) -> list[Case]:
-    case = Case("S5", f"open {plan.s5_open:,} connections")
+def run_s5_open(plan: Plan, address: Address, latency: float = 0.0) -> list[Case]:
+    """Open ``plan.s5_open`` connections to ``address``; with ``latency`` (the address is then a
+    ChaosProxy adding it), each connection also makes one round trip."""
+    name = f"open {plan.s5_open:,} connections"
+    if latency:
+        name += f", {latency * 1e3:g} ms latency (ChaosProxy) + 1 round trip each"
+    case = Case("S5", name)
+    handshake = latency > 0
 
     def measure(contender: Single, _: int) -> Metrics:
         check_fd_limit(plan.s5_open)
-        return run_once(lambda: s5_open(contender, address, plan.s5_open), budget=plan.budget)
+        return run_once(
+            lambda: s5_open(contender, address, plan.s5_open, handshake),
+            budget=max(plan.budget, 30.0) if handshake else plan.budget,
+        )
 
-    interleave(case, S5_OPEN_CONTENDERS, plan.heavy_rounds, measure)
+    contenders = S5_LATENCY_CONTENDERS if handshake else S5_OPEN_CONTENDERS
+    interleave(case, contenders, plan.heavy_rounds, measure)
     return [case]

