@@ -18,7 +18,7 @@ import pytest
 import aioconn
 from aioconn import Backoff, Pool
 from integration.integration_kit import CountingAsyncpgConnector, Load, report, through_outage
-from servers.fixtures import _running
+from servers._process import running
 from servers.postgres import PostgresServer
 
 POOL_SIZE = 16
@@ -57,7 +57,7 @@ DOCUMENTED: tuple[type[BaseException], ...] = (
 @pytest.fixture(scope="module")
 def restartable() -> Iterator[tuple[PostgresServer, ThreadPoolExecutor]]:
     """A PostgreSQL server of this module's own, and the thread that restarts it."""
-    with ThreadPoolExecutor(max_workers=1) as executor, _running(PostgresServer) as server:
+    with ThreadPoolExecutor(max_workers=1) as executor, running(PostgresServer) as server:
         yield server, executor
 
 

@@ -22,7 +22,7 @@ from integration.integration_kit import (
     report,
     through_outage,
 )
-from servers.fixtures import _running
+from servers._process import running
 from servers.redis import RedisServer
 
 POOL_SIZE = 16
@@ -51,7 +51,7 @@ DOCUMENTED: tuple[type[BaseException], ...] = (
 @pytest.fixture(scope="module")
 def restartable() -> Iterator[tuple[RedisServer, ThreadPoolExecutor]]:
     """A Redis server of this module's own, and the thread that restarts it."""
-    with ThreadPoolExecutor(max_workers=1) as executor, _running(RedisServer) as server:
+    with ThreadPoolExecutor(max_workers=1) as executor, running(RedisServer) as server:
         yield server, executor
 
 
