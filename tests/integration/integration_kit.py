@@ -17,6 +17,7 @@ from typing import Any
 
 import aioconn
 from aioconn.drivers import AsyncpgConnector
+from aioconn.events import PoolEvent, ServerReachable
 from test_docs import extract_blocks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,6 +110,23 @@ class CountingAsyncpgConnector(AsyncpgConnector):
 
     def _record(self, conn: Any) -> None:
         self.pids.append(conn.get_server_pid())
+
+
+class Recoveries:
+    """``Pool(on_event=...)``: when the pool's outages ended (``ServerReachable``)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def __call__(self, event: PoolEvent) -> None:
+        if isinstance(event, ServerReachable):
+            self.times.append(time.monotonic())
+
+    def healed(self, fault_removed: float) -> float:
+        """When service was whole again: the fault's removal, or the end of an outage that
+        was still on (connects failed under the fault; the next probe ends it, one backoff
+        step later)."""
+        return max([fault_removed, *self.times])
 
 
 async def poll(condition: Callable[[], Awaitable[bool]], what: str, timeout: float = WAIT) -> None:
