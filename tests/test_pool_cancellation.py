@@ -114,7 +114,7 @@ async def test_opening_is_detached_from_cancelled_waiters() -> None:
 
 
 async def test_cve_2023_28858_no_cross_talk_under_random_cancellation() -> None:
-    """1,200 requests through 4 connections, many cut between send and reply.
+    """1,200 (or more) requests through 4 connections, many cut between send and reply.
 
     Every reply a caller receives is its own; cancelled connections are closed, never pooled;
     and at the end the server sees exactly the connections the pool holds.
@@ -138,10 +138,14 @@ async def test_cve_2023_28858_no_cross_talk_under_random_cancellation() -> None:
                 assert reply == token, f"cross-talk: {token!r} got {reply!r}"
                 outcomes["ok"] += 1
 
-            for batch in range(12):
-                await asyncio.gather(*(request(batch * 100 + i) for i in range(100)))
+            # At least 12 batches, more (up to 40) until both paths were exercised 100 times:
+            # how many requests a 0-4 ms timeout cuts depends on how busy the machine is.
+            batches = 0
+            while batches < 12 or (batches < 40 and min(outcomes["ok"], outcomes["cut"]) <= 100):
+                await asyncio.gather(*(request(batches * 100 + i) for i in range(100)))
+                batches += 1
             stats = pool.stats()
-            assert outcomes["ok"] + outcomes["cut"] == 1200
+            assert outcomes["ok"] + outcomes["cut"] == 100 * batches
             assert outcomes["ok"] > 100  # both paths exercised
             assert outcomes["cut"] > 100
             assert stats.in_use == 0
