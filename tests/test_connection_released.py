@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from aioconn import Connection, ConnectionReleased, FactoryConnector, Pool, TCPConnector
+from aioconn import (
+    Connection,
+    ConnectionClosed,
+    ConnectionReleased,
+    FactoryConnector,
+    Pool,
+    TCPConnector,
+)
 from aioconn.testing import EchoServer
 
 Call = Callable[[Connection], Awaitable[Any]]
@@ -87,3 +94,15 @@ async def test_the_connectors_own_hooks_may_use_it_while_it_is_given_back() -> N
 async def test_a_connection_outside_any_pool_is_not_guarded() -> None:
     async with EchoServer() as server, Connection(server.host, server.port) as conn:
         assert await echo(conn, b"free\n") == b"free\n"
+
+
+async def test_a_connection_close_aborted_in_its_holders_hands_is_closed_not_released() -> None:
+    async with EchoServer() as server:
+        pool = Pool(TCPConnector(server.host, server.port), max_size=1, name="guarded")
+        await pool.open()
+        conn = await pool.get()
+        await pool.close(timeout=0.01)  # the holder never gave it back: aborted
+        with pytest.raises(ConnectionClosed, match="is closed") as caught:
+            await conn.send(b"late\n")
+        assert not isinstance(caught.value, ConnectionReleased)
+        await pool.put(conn)  # a no-op for a connection close() aborted

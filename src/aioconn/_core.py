@@ -473,7 +473,12 @@ class PoolCore(Generic[R]):
             if self.size() > self.max_size:  # the size counts this slot too
                 return "resized"
             self.oversized = False
-        if self.waiting and self.rebalance_hook is not None and self._rebalances(slot):
+        # Only when a waiter gets a new connect for it: the pool must not shrink by a move.
+        if (
+            self.waiting > self.opening
+            and self.rebalance_hook is not None
+            and self._rebalances(slot)
+        ):
             return "rebalanced"
         return None
 
@@ -845,6 +850,7 @@ class PoolCore(Generic[R]):
                 )
                 holder = slot.holder
                 self._unlease(slot)
+                slot.aborted = True  # its holder's next I/O: "closed", not "given back"
                 if holder is not None:
                     holder.aborted = True
                     if not holder.block:  # a get(): its put() will find the resource gone

@@ -50,6 +50,7 @@ class Slot(Generic[R]):
     """One pooled resource and what the pool knows about it (all times are ``time.monotonic``)."""
 
     __slots__ = (
+        "aborted",
         "acquired_stack",
         "checked_at",
         "closer",
@@ -82,6 +83,7 @@ class Slot(Generic[R]):
         self.closer: asyncio.Task[Any] | None = None  # closing it, once discarded
         self.returned_by: asyncio.Task[Any] | None = None  # the task of the last put()
         self.uses = 0  # leases given back (counted only with max_uses)
+        self.aborted = False  # close() aborted it while a caller held it
 
     def __repr__(self) -> str:
         return f"<Slot {self.state} {self.resource!r}>"

@@ -60,7 +60,8 @@ _FRAME_HEADER = struct.Struct("!I")
 # (isinstance with it cost ~110 ns, with the tuple ~15 ns, on every send).
 _BYTES_LIKE = (bytes, bytearray, memoryview)
 # Slot states in which a pooled connection belongs to nobody outside the pool. (A connector's
-# own reset and check run while it is returning or checking: they may use it.)
+# own reset and check run while it is returning or checking: they may use it. One that close()
+# aborted in its holder's hands is closed, not given back: ConnectionClosed then.)
 _GIVEN_BACK = (IDLE, CLOSED)
 
 
@@ -479,7 +480,7 @@ class Connection:
             WriteTimeout: the peer did not take the data in time (the connection is broken).
             ConnectionClosed: the connection is closed or was reset.
         """
-        if self._lent is not None and self._lent.state in _GIVEN_BACK:
+        if self._lent is not None and self._lent.state in _GIVEN_BACK and not self._lent.aborted:
             raise self._released_error("send")
         writer = self._writer
         if writer is None:
@@ -520,7 +521,7 @@ class Connection:
             ReadTimeout: nothing arrived within the deadline (the connection is broken).
             ConnectionClosed: the connection is closed or was reset.
         """
-        if self._lent is not None and self._lent.state in _GIVEN_BACK:
+        if self._lent is not None and self._lent.state in _GIVEN_BACK and not self._lent.aborted:
             raise self._released_error("recv")
         reader = self._reader
         if reader is None:
@@ -553,7 +554,7 @@ class Connection:
             ConnectionClosed: EOF came first, or the connection is closed or was reset.
             ReadTimeout: the bytes did not all arrive within the deadline.
         """
-        if self._lent is not None and self._lent.state in _GIVEN_BACK:
+        if self._lent is not None and self._lent.state in _GIVEN_BACK and not self._lent.aborted:
             raise self._released_error("readexactly")
         reader = self._reader
         if reader is None:
@@ -586,7 +587,7 @@ class Connection:
             ConnectionClosed: EOF before a full line.
             ReadTimeout: no full line within the deadline.
         """
-        if self._lent is not None and self._lent.state in _GIVEN_BACK:
+        if self._lent is not None and self._lent.state in _GIVEN_BACK and not self._lent.aborted:
             raise self._released_error("readline")
         reader = self._reader
         if reader is None:
@@ -620,7 +621,7 @@ class Connection:
             ConnectionClosed: EOF before the separator.
             ReadTimeout: no separator within the deadline.
         """
-        if self._lent is not None and self._lent.state in _GIVEN_BACK:
+        if self._lent is not None and self._lent.state in _GIVEN_BACK and not self._lent.aborted:
             raise self._released_error("readuntil")
         reader = self._reader
         if reader is None:
@@ -656,7 +657,7 @@ class Connection:
             WriteTimeout: the peer did not take the frame in time.
             ConnectionClosed: the connection is closed or was reset.
         """
-        if self._lent is not None and self._lent.state in _GIVEN_BACK:
+        if self._lent is not None and self._lent.state in _GIVEN_BACK and not self._lent.aborted:
             raise self._released_error("send_frame")
         if not isinstance(payload, _BYTES_LIKE):
             raise TypeError(f"payload must be bytes-like, got {type(payload).__name__}")
@@ -679,7 +680,7 @@ class Connection:
             ConnectionClosed: EOF before the whole frame.
             ReadTimeout: the frame did not arrive within the deadline.
         """
-        if self._lent is not None and self._lent.state in _GIVEN_BACK:
+        if self._lent is not None and self._lent.state in _GIVEN_BACK and not self._lent.aborted:
             raise self._released_error("read_frame")
         reader = self._reader
         if reader is None:

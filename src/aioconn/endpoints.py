@@ -421,8 +421,8 @@ class Endpoints(Generic[R]):
             True: the pool discards it (reason ``"rebalanced"``) and opens a new one.
         """
         member = self._members.get(resource)
-        if member is None or member.retired:
-            return False
+        if member is None or member.retired or self._wanted is not None:
+            return False  # one move at a time: the last one's connect has not started yet
         receiver = self._receiver(member.state)
         if receiver is None:
             return False
@@ -451,8 +451,10 @@ class Endpoints(Generic[R]):
                 best = state
         if best is None:
             return None
+        # Connections retired but not closed yet still count in `open`: they are leaving.
+        leaving = sum(1 for m in self._members.values() if m.state is donor and m.retired)
         after = (best.open + best.opening + 1) / best.weight
-        return best if after <= (donor.open - 1) / donor.weight else None
+        return best if after <= (donor.open - leaving - 1) / donor.weight else None
 
     def on_acquire(self, resource: R) -> None:
         """The pool handed ``resource`` to a caller.

@@ -113,10 +113,11 @@ class Pool(Generic[R]):
         keepalive_interval: the background task runs ``check`` on connections idle this long.
         connect_retry: a ``Retry`` for opening connections.
         connect_backoff: how the pool backs off while connects fail (an ``aioconn.Backoff``;
-            default: steps from 0.05 s doubling to 2 s, jittered). During such an outage
-            one connect (a probe) starts per step, whatever the demand, and an acquire that
-            nothing in flight can serve fails at once with ``ServerDown``; the first
-            successful connect ends it. ``None``: no backoff (every waiter gets a connect).
+            default: after 2 failures in a row, steps from 0.05 s doubling to 2 s, jittered).
+            During such an outage at most one connect (a probe) starts per step, when a caller
+            waits or the pool is below ``min_size``, and an acquire that nothing in flight can
+            serve fails at once with ``ServerDown``; the first successful connect ends it.
+            ``None``: no backoff (every waiter gets a connect of its own).
         reconnect_timeout: after connects have failed this many seconds (300 s), emit
             ``ReconnectFailed`` and call ``reconnect_failed``, once per outage; the pool
             keeps probing. ``None``: never.
