@@ -97,7 +97,12 @@ class SummaryRecorder:
         self.total = 0.0
         self.max = 0.0
 
-    def add(self, seconds: float, _log: Callable[[float], float] = math.log) -> None:
+    def add(
+        self,
+        seconds: float,
+        _log: Callable[[float], float] = math.log,
+        _floor: Callable[[float], int] = math.floor,
+    ) -> None:
         """Record one duration.
 
         ``PoolCore.release`` (hold times) and ``PoolCore.lease_to`` (wait times) inline these lines:
@@ -107,7 +112,8 @@ class SummaryRecorder:
         self.total += seconds
         if seconds > self.max:
             self.max = seconds
-        index = int(_log(seconds) * _SCALE + _OFFSET) if seconds > _FLOOR else 0
+        # floor() is int() here (the value is above 1 past the floor), and costs a third as much.
+        index = _floor(_log(seconds) * _SCALE + _OFFSET) if seconds > _FLOOR else 0
         self.buckets[index if index < _BUCKETS else _BUCKETS - 1] += 1
 
     @property
