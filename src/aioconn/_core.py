@@ -128,6 +128,7 @@ class PoolCore(Generic[R]):
         # The two hooks the hot paths call, one attribute away (not two).
         self.is_reusable_hook = hooks.is_reusable
         self.on_release_hook = hooks.on_release
+        self.on_acquire_hook = hooks.on_acquire
         self.min_size = min_size
         self.max_size = max_size
         self.max_waiting = max_waiting

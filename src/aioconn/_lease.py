@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Generator
+from math import floor as _floor
+from math import log as _log
 from threading import get_ident
 from time import monotonic
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from ._core import OPEN
-from ._slot import LEASED, Slot, Waiter
+from ._slot import IDLE, LEASED, Slot, Waiter
 from ._tasks import current_task
 from .connection import DEFAULT, CallTimeout
+from .stats import _BUCKETS, _FLOOR, _OFFSET, _SCALE
 
 if TYPE_CHECKING:
     from ._runner import PoolRunner
@@ -116,7 +119,55 @@ class Lease(Waiter, Generic[R]):
             if core.resets and core.state == OPEN:
                 await runner.give_back(slot)
                 return
-            if core.release(slot, None):
+            # PoolCore.release's clean return, inlined (the call cost ~25 ns of a ~0.8 µs
+            # acquire + release): in an open pool of the usual shape (no max_uses, no
+            # on_release hook, no resize in progress), an unexpired, reusable slot goes to the
+            # longest waiter, else idle. reconcile() would do nothing after it (see release).
+            # Anything else goes through release(), which decides the same way.
+            now = monotonic()
+            reason = None
+            if (
+                core.state == OPEN
+                and core.max_uses is None
+                and core.on_release_hook is None
+                and not core.oversized
+                and slot.expires_at > now
+            ):
+                # never raises: the core wraps a hook that could (core._never_raising)
+                if core.is_reusable_hook is None or core.is_reusable_hook(slot.resource):
+                    slot.holder = None
+                    slot.owner = None
+                    if slot.leak_timer is not None:
+                        slot.leak_timer.cancel()
+                        slot.leak_timer = None
+                    # SummaryRecorder.add, inlined (as in release).
+                    held = now - slot.leased_at
+                    hold = core.hold_times
+                    hold.total += held
+                    if held > hold.max:
+                        hold.max = held
+                    index = _floor(_log(held) * _SCALE + _OFFSET) if held > _FLOOR else 0
+                    hold.buckets[index if index < _BUCKETS else _BUCKETS - 1] += 1
+                    waiters = core.waiters
+                    while waiters:  # PoolCore._hand_over, inlined
+                        lease = waiters.popleft()
+                        if lease.queued:
+                            lease.queued = False
+                            core.waiting -= 1
+                            if lease.future.done():  # cancelled; its task has yet to run
+                                continue
+                            slot.state = LEASED
+                            slot.holder = lease
+                            if core.on_acquire_hook is not None:
+                                core.on_acquire_hook(slot.resource)
+                            lease.future.set_result(slot)
+                            return
+                    slot.state = IDLE
+                    slot.idle_since = now
+                    core.idle.append(slot)
+                    return
+                reason = "not_reusable"  # release() need not ask the hook again
+            if core.release(slot, reason):
                 return  # back to idle or to the next waiter: nothing left to do
         elif runner.recover is not None and core.state == OPEN:
             runner.start_recover(slot, exc)  # detached: the caller is not delayed
