@@ -105,9 +105,10 @@ class SummaryRecorder:
     ) -> None:
         """Record one duration.
 
-        ``PoolCore.release`` and ``Lease.__aexit__`` (hold times) and ``PoolCore.lease_to``
-        (wait times) inline these lines: the call itself cost ~100 ns of a ~0.8 µs acquire +
-        release. Keep them in step (tests/test_stats_recording.py checks that they bucket alike).
+        ``PoolCore.release`` and ``Lease.__aexit__`` (hold times), ``PoolCore.lease_to`` and
+        ``Lease.__aenter__`` (wait times) inline these lines: the call itself cost ~100 ns of a
+        ~0.8 µs acquire + release. Keep them in step (tests/test_stats_recording.py checks that
+        they bucket alike).
         """
         self.total += seconds
         if seconds > self.max:
