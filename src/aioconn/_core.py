@@ -125,7 +125,7 @@ class PoolCore(Generic[R]):
         self.name = name
         self.hooks = hooks
         self.resets = False  # the connector has reset: a clean return goes through the runner
-        # The two hooks the hot paths call, one attribute away (not two).
+        # The hooks the hot paths call, one attribute away (not two).
         self.is_reusable_hook = hooks.is_reusable
         self.on_release_hook = hooks.on_release
         self.on_acquire_hook = hooks.on_acquire
