@@ -1,7 +1,8 @@
 """The pool's inlined hold/wait recording buckets exactly like ``SummaryRecorder.add``.
 
-``PoolCore.release`` and ``PoolCore.lease_to`` inline the recorder's arithmetic for speed; these
-tests drive them with a fake clock and compare the snapshots with a recorder fed the same durations.
+``Lease.__aexit__`` and ``PoolCore.release`` (hold times) and ``Lease.__aenter__`` (wait times)
+inline the recorder's arithmetic for speed; these tests drive them with a fake clock and compare the
+snapshots with a recorder fed the same durations.
 """
 
 from __future__ import annotations
@@ -57,6 +58,22 @@ async def test_hold_times_bucket_like_the_recorder(clock: FakeClock) -> None:
             clock.now = 0.0
             async with pool.acquire():
                 clock.now = held
+        expected = SummaryRecorder()
+        for held in DURATIONS:
+            expected.add(held)
+        stats = pool.stats()
+        assert stats.hold_time == expected.snapshot()
+        assert stats.released == len(DURATIONS)
+
+
+async def test_hold_times_of_get_and_put_bucket_like_the_recorder(clock: FakeClock) -> None:
+    """``put()`` records through ``PoolCore.release``, an ``acquire()`` block's exit inline."""
+    async with quiet_pool(ThingFactory()) as pool:
+        for held in DURATIONS:
+            clock.now = 0.0
+            thing = await pool.get()
+            clock.now = held
+            await pool.put(thing)
         expected = SummaryRecorder()
         for held in DURATIONS:
             expected.add(held)
