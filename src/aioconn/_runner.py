@@ -215,8 +215,9 @@ class PoolRunner(Generic[R]):
         if self.retry_timer is not None:
             self.retry_timer.cancel()
         self.retry_at = outage.retry_at
-        # The core keeps time.monotonic(); the loop's clock may differ (uvloop): a delay.
-        delay = max(0.0, outage.retry_at - _monotonic())
+        # The core keeps time.monotonic(); the loop's clock may differ (uvloop): a delay, 1 ms
+        # long so that a coarse loop clock does not fire it early (the core would ask again).
+        delay = max(0.0, outage.retry_at - _monotonic()) + 0.001
         self.retry_timer = self.loop.call_later(delay, self.on_retry)
 
     def on_retry(self) -> None:
