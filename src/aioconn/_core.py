@@ -922,12 +922,16 @@ class PoolCore(Generic[R]):
                 self.effects.append((OPEN_ONE, None))
             if not (self.waiting > self.opening and self.idle):
                 return
-            slot = self.idle.pop()
-            reason = self._checkout_verdict(slot, _monotonic())
-            if reason is not None:
-                self._discard(slot, reason)
-            else:
-                self._hand_over(slot)
+            self._hand_idle_over()
+
+    def _hand_idle_over(self) -> None:
+        """The newest idle slot to the longest waiter (or discarded, if it may not serve)."""
+        slot = self.idle.pop()
+        reason = self._checkout_verdict(slot, _monotonic())
+        if reason is not None:
+            self._discard(slot, reason)
+        else:
+            self._hand_over(slot)
 
     def _reconcile_outage(self, outage: Outage) -> None:
         """Reconcile while connects fail: one probe per backoff step, waiters fail fast.
@@ -941,12 +945,7 @@ class PoolCore(Generic[R]):
         while self.idle and self.size() > self.max_size:
             self._discard(self.idle.popleft(), "resized")
         while self.waiting > self.opening and self.idle:
-            slot = self.idle.pop()
-            reason = self._checkout_verdict(slot, _monotonic())
-            if reason is not None:
-                self._discard(slot, reason)
-            else:
-                self._hand_over(slot)
+            self._hand_idle_over()
         if (
             (self.waiting > self.opening or self.size() < self.min_size)
             and not self.probing
