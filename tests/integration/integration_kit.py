@@ -18,6 +18,7 @@ from typing import Any
 import aioconn
 from aioconn.drivers import AsyncpgConnector
 from aioconn.events import PoolEvent, ServerReachable
+from aioconn.testing import ChaosProxy, latency, reset_peer
 from test_docs import extract_blocks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -310,3 +311,48 @@ async def through_outage(
         errors_window=Counter(name for t, name in load.error_times if ready < t <= first),
         errors_after=load.errors_after(first),
     )
+
+
+# The phases of through_chaos: each ends after this many successes, the reset phase only once
+# it also caused this many errors.
+PHASE_REQUESTS = 100
+RESET_ERRORS = 20
+
+
+async def through_chaos(load: Load, proxy: ChaosProxy, recoveries: Recoveries) -> Tally:
+    """Run ``load`` through ``proxy``: clean, then 20 ms latency (no error allowed), then a
+    reset of half the new links, then clean again; check what callers saw.
+
+    The pool must be made with ``max_uses`` low enough that new links keep meeting the reset
+    toxic, and ``on_event=recoveries``. After the resets are removed, only ``ServerDown`` may
+    fail a request (the pool may still be backing off: connects failed under the resets, and
+    its next probe, one step later, ends that), and nothing once its outage ended.
+    """
+    load.start()
+    try:
+        await load.until_successes(PHASE_REQUESTS)
+        slow = proxy.add(latency(0.02))
+        await load.until_successes(load.tally.ok + PHASE_REQUESTS)
+        slow.remove()
+        assert not load.tally.errors, load.tally.summary()
+
+        resets = proxy.add(reset_peer(after=0, toxicity=0.5))
+        ok = load.tally.ok
+
+        async def hurt() -> bool:
+            failed = load.tally.errors.total()
+            return failed >= RESET_ERRORS and load.tally.ok >= ok + PHASE_REQUESTS
+
+        await poll(hurt, f"{RESET_ERRORS} requests failed amid successes under resets")
+        resets.remove()
+        removed = time.monotonic()
+        await load.until_successes(load.tally.ok + 2 * PHASE_REQUESTS)
+    finally:
+        tally = await load.stop()
+    assert tally.wrong == []
+    assert tally.undocumented == [], tally.summary()
+    back = recoveries.healed(removed)
+    assert set(load.errors_after(removed) - load.errors_after(back)) <= {"ServerDown"}
+    assert load.errors_after(back) == {}, tally.summary()
+    assert tally.errors.total() >= RESET_ERRORS
+    return tally

@@ -13,8 +13,15 @@ import asyncpg
 
 import aioconn
 from aioconn import Pool
-from aioconn.testing import ChaosProxy, latency, reset_peer
-from integration.integration_kit import CountingAsyncpgConnector, Load, Recoveries, poll, report
+from aioconn.testing import ChaosProxy
+from integration.integration_kit import (
+    CountingAsyncpgConnector,
+    Load,
+    Recoveries,
+    poll,
+    report,
+    through_chaos,
+)
 from servers.pg_watch import monitor
 from servers.postgres import PostgresServer
 
@@ -175,8 +182,6 @@ async def test_the_pool_size_is_the_servers_count_of_our_sessions(
 PROXY_WORKERS = 16
 PROXY_POOL = 8
 REQUEST_TIMEOUT = 3.0  # seconds; no request may take longer, whatever the proxy does
-PHASE_REQUESTS = 100  # successes each phase must see before it ends
-RESET_ERRORS = 20  # errors the reset phase must cause before it ends
 # Connections retire after this many uses, so that new links keep meeting the reset toxic
 # (each link draws once whether a toxic applies to it).
 PROXY_MAX_USES = 10
@@ -216,36 +221,8 @@ async def test_resets_and_latency_from_a_chaos_proxy(postgres_server: PostgresSe
                 max_requests=100_000,
                 max_seconds=20.0,
             )
-            load.start()
-            try:
-                await load.until_successes(PHASE_REQUESTS)
-                slow = proxy.add(latency(0.02))
-                await load.until_successes(load.tally.ok + PHASE_REQUESTS)
-                slow.remove()
-                assert not load.tally.errors, load.tally.summary()
-
-                resets = proxy.add(reset_peer(after=0, toxicity=0.5))
-                ok = load.tally.ok
-
-                async def hurt() -> bool:
-                    failed = load.tally.errors.total()
-                    return failed >= RESET_ERRORS and load.tally.ok >= ok + PHASE_REQUESTS
-
-                await poll(hurt, f"{RESET_ERRORS} requests failed amid successes under resets")
-                resets.remove()
-                healed = time.monotonic()
-                await load.until_successes(load.tally.ok + 2 * PHASE_REQUESTS)
-            finally:
-                tally = await load.stop()
+            tally = await through_chaos(load, proxy, recoveries)
             report(
                 f"PostgreSQL behind ChaosProxy: {tally.summary()};"
                 f" connects {connector.attempts}; discarded {pool.stats().discarded}"
             )
-            assert tally.wrong == []
-            assert tally.undocumented == [], tally.summary()
-            # Connects failed under the resets: the pool may still be backing off when they
-            # stop, and answers ServerDown until its next probe (one step) succeeds.
-            back = recoveries.healed(healed)
-            assert set(load.errors_after(healed) - load.errors_after(back)) <= {"ServerDown"}
-            assert load.errors_after(back) == {}, tally.summary()
-            assert tally.errors.total() >= RESET_ERRORS

@@ -13,7 +13,7 @@ from typing import Any
 
 import aioconn
 from aioconn import Pool
-from aioconn.testing import ChaosProxy, latency, reset_peer
+from aioconn.testing import ChaosProxy
 from integration.integration_kit import (
     CountingRedisConnector,
     Load,
@@ -22,6 +22,7 @@ from integration.integration_kit import (
     recipe_client,
     redis_command,
     report,
+    through_chaos,
 )
 from servers.redis import RedisServer
 
@@ -211,8 +212,6 @@ PROXY_WORKERS = 16
 PROXY_POOL = 8
 PROXY_MAX_USES = 10  # new links keep meeting the reset toxic (each link draws once)
 REQUEST_TIMEOUT = 3.0
-PHASE_REQUESTS = 100
-RESET_ERRORS = 20
 # What a caller of the recipe's client may see while connections are reset: the pool's
 # connect error, or the connection closed under it (docs/reference/errors.md).
 REDIS_DOCUMENTED: tuple[type[BaseException], ...] = (
@@ -255,36 +254,8 @@ async def test_resets_and_latency_from_a_chaos_proxy(redis_server: RedisServer) 
                 max_requests=100_000,
                 max_seconds=20.0,
             )
-            load.start()
-            try:
-                await load.until_successes(PHASE_REQUESTS)
-                slow = proxy.add(latency(0.02))
-                await load.until_successes(load.tally.ok + PHASE_REQUESTS)
-                slow.remove()
-                assert not load.tally.errors, load.tally.summary()
-
-                resets = proxy.add(reset_peer(after=0, toxicity=0.5))
-                ok = load.tally.ok
-
-                async def hurt() -> bool:
-                    failed = load.tally.errors.total()
-                    return failed >= RESET_ERRORS and load.tally.ok >= ok + PHASE_REQUESTS
-
-                await poll(hurt, f"{RESET_ERRORS} requests failed amid successes under resets")
-                resets.remove()
-                healed = time.monotonic()
-                await load.until_successes(load.tally.ok + 2 * PHASE_REQUESTS)
-            finally:
-                tally = await load.stop()
+            tally = await through_chaos(load, proxy, recoveries)
             report(
                 f"Redis behind ChaosProxy: {tally.summary()};"
                 f" connects {connector.attempts}; discarded {pool.stats().discarded}"
             )
-            assert tally.wrong == []
-            assert tally.undocumented == [], tally.summary()
-            # Connects failed under the resets: the pool may still be backing off when they
-            # stop, and answers ServerDown until its next probe (one step) succeeds.
-            back = recoveries.healed(healed)
-            assert set(load.errors_after(healed) - load.errors_after(back)) <= {"ServerDown"}
-            assert load.errors_after(back) == {}, tally.summary()
-            assert tally.errors.total() >= RESET_ERRORS
