@@ -185,6 +185,9 @@ class PoolCore(Generic[R]):
         self.returning = 0
         self.closing = 0  # closes in flight: outside the size, but close() waits for them
         self.oversized = False  # resize() lowered max_size below the size
+        # Lease.__aexit__'s inlined clean return may run: open, plain_return and not oversized.
+        # One flag for the three, kept by _update_fast_return wherever state or oversized change.
+        self.fast_return = False
         # Open up to min_size at the next reconcile: set by open(), resize() and the maintenance
         # tick, not by a failed connect (a dead server would get a connect storm otherwise).
         self.refill = False
@@ -205,6 +208,10 @@ class PoolCore(Generic[R]):
         self.wait_times = SummaryRecorder()
         self.hold_times = SummaryRecorder()
         self.connect_times = SummaryRecorder()
+
+    def _update_fast_return(self) -> None:
+        """Recompute ``fast_return``; call after any change of ``state`` or ``oversized``."""
+        self.fast_return = self.state == OPEN and self.plain_return and not self.oversized
 
     # -- derived counts --------------------------------------------------------------------
 
@@ -523,6 +530,7 @@ class PoolCore(Generic[R]):
             if self.size() > self.max_size:  # the size counts this slot too
                 return "resized"
             self.oversized = False
+            self._update_fast_return()
         # Only when a waiter gets a new connect for it: the pool must not shrink by a move.
         if (
             self.waiting > self.opening
@@ -804,6 +812,7 @@ class PoolCore(Generic[R]):
         while self.idle and self.size() > max_size:
             self._discard(self.idle.popleft(), "resized")
         self.oversized = self.size() > max_size
+        self._update_fast_return()
         self.refill = True
         self.reconcile()
 
@@ -848,12 +857,14 @@ class PoolCore(Generic[R]):
     def open(self) -> None:
         """Event: ``open()`` began."""
         self.state = OPEN
+        self._update_fast_return()
         self.refill = True
         self.reconcile()
 
     def begin_close(self, owner: object) -> None:
         """Event: ``close()`` began: no new work, waiters fail, idle slots close."""
         self.state = CLOSING
+        self._update_fast_return()
         self.close_owner = owner
         closed = PoolClosed(f"{self.name} is closed")
         while self.waiters:
@@ -918,6 +929,7 @@ class PoolCore(Generic[R]):
     def finish_close(self) -> None:
         """Event: close() is done; whatever is left is forgotten."""
         self.state = DONE
+        self._update_fast_return()
         self.opening = 0
         self.closing = 0
 
@@ -1025,6 +1037,9 @@ class PoolCore(Generic[R]):
         holders = [s.holder for s in self.slots.values() if s.state == LEASED]
         assert len({id(h) for h in holders}) == len(holders), "one caller holds two slots"
         assert self.outage is not None or not self.probing, "a probe without an outage"
+        assert self.fast_return == (
+            self.state == OPEN and self.plain_return and not self.oversized
+        ), "fast_return out of date"
         assert not self.probing or self.opening >= 1, "a probe not counted as opening"
         if self.state == OPEN:
             if self.waiting > self.opening:

@@ -145,17 +145,13 @@ class Lease(Waiter, Generic[R]):
                 return
             # PoolCore.release's clean return, inlined (the call cost ~25 ns of a ~0.8 µs
             # acquire + release): in an open pool of the usual shape (no max_uses, no
-            # on_release or rebalance hook, no resize in progress), an unexpired, reusable slot
-            # goes to the longest waiter, else idle. reconcile() would do nothing after it
-            # (see release). Anything else goes through release(), which decides the same way.
+            # on_release or rebalance hook, no resize in progress: core.fast_return), an
+            # unexpired, reusable slot goes to the longest waiter, else idle. reconcile() would
+            # do nothing after it (see release). Anything else goes through release(), which
+            # decides the same way.
             now = monotonic()
             reason = None
-            if (
-                core.state == OPEN
-                and core.plain_return
-                and not core.oversized
-                and slot.expires_at > now
-            ):
+            if core.fast_return and slot.expires_at > now:
                 # never raises: the core wraps a hook that could (core._never_raising)
                 if core.is_reusable_hook is None or core.is_reusable_hook(slot.resource):
                     slot.holder = None
