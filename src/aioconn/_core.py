@@ -47,7 +47,7 @@ __all__ = ["PoolCore"]
 R = TypeVar("R")
 logger = logging.getLogger("aioconn.pool")
 _monotonic = time.monotonic
-_log = math.log
+_log2 = math.log2  # see stats._SCALE
 # floor, not int(): the same bucket for the positive values it gets, at a third of the cost.
 _floor = math.floor
 
@@ -417,7 +417,7 @@ class PoolCore(Generic[R]):
         record.total += waited
         if waited > record.max:
             record.max = waited
-        index = _floor(_log(waited) * _SCALE + _OFFSET) if waited > _FLOOR else 0
+        index = _floor(_log2(waited) * _SCALE + _OFFSET) if waited > _FLOOR else 0
         record.buckets[index if index < _BUCKETS else _BUCKETS - 1] += 1
         slot.leased_at = now
         slot.owner = owner
@@ -470,7 +470,7 @@ class PoolCore(Generic[R]):
         hold.total += held
         if held > hold.max:
             hold.max = held
-        index = _floor(_log(held) * _SCALE + _OFFSET) if held > _FLOOR else 0
+        index = _floor(_log2(held) * _SCALE + _OFFSET) if held > _FLOOR else 0
         hold.buckets[index if index < _BUCKETS else _BUCKETS - 1] += 1
         if self.max_uses is not None:
             slot.uses += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Generator
 from math import floor as _floor
-from math import log as _log
+from math import log2 as _log2
 from threading import get_ident
 from time import monotonic
 from types import TracebackType
@@ -116,7 +116,7 @@ class Lease(Waiter, Generic[R]):
             record.total += waited
             if waited > record.max:
                 record.max = waited
-            index = _floor(_log(waited) * _SCALE + _OFFSET) if waited > _FLOOR else 0
+            index = _floor(_log2(waited) * _SCALE + _OFFSET) if waited > _FLOOR else 0
             record.buckets[index if index < _BUCKETS else _BUCKETS - 1] += 1
             slot.leased_at = now
             slot.owner = owner
@@ -165,7 +165,7 @@ class Lease(Waiter, Generic[R]):
                     hold.total += held
                     if held > hold.max:
                         hold.max = held
-                    index = _floor(_log(held) * _SCALE + _OFFSET) if held > _FLOOR else 0
+                    index = _floor(_log2(held) * _SCALE + _OFFSET) if held > _FLOOR else 0
                     hold.buckets[index if index < _BUCKETS else _BUCKETS - 1] += 1
                     waiters = core.waiters
                     while waiters:  # PoolCore._hand_over, inlined
