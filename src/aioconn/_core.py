@@ -188,6 +188,8 @@ class PoolCore(Generic[R]):
         # Lease.__aexit__'s inlined clean return may run: open, plain_return and not oversized.
         # One flag for the three, kept by _update_fast_return wherever state or oversized change.
         self.fast_return = False
+        # Lease.__aenter__'s inlined enqueue may run: open, and no max_waiting (kept alike).
+        self.fast_enqueue = False
         # Open up to min_size at the next reconcile: set by open(), resize() and the maintenance
         # tick, not by a failed connect (a dead server would get a connect storm otherwise).
         self.refill = False
@@ -210,8 +212,10 @@ class PoolCore(Generic[R]):
         self.connect_times = SummaryRecorder()
 
     def _update_fast_return(self) -> None:
-        """Recompute ``fast_return``; call after any change of ``state`` or ``oversized``."""
+        """Recompute ``fast_return`` and ``fast_enqueue``; call after any change of ``state``
+        or ``oversized``."""
         self.fast_return = self.state == OPEN and self.plain_return and not self.oversized
+        self.fast_enqueue = self.state == OPEN and self.max_waiting is None
 
     # -- derived counts --------------------------------------------------------------------
 
@@ -294,6 +298,7 @@ class PoolCore(Generic[R]):
 
         ``deadline`` is on the loop's clock (None: no limit); ``expire_due`` enforces it.
         Raises what an acquire that cannot queue raises (closed, too many waiters).
+        ``Lease.__aenter__`` inlines this while ``fast_enqueue`` holds: keep them in step.
         """
         if self.state != OPEN:
             raise PoolClosed(f"{self.name} is closed")
@@ -317,11 +322,7 @@ class PoolCore(Generic[R]):
             if not timed or deadline >= timed[-1].deadline:
                 timed.append(lease)
             else:
-                heap = self.timed_heap
-                if len(heap) > 2 * self.waiting + 64:
-                    self.timed_heap = heap = [entry for entry in heap if entry[1].queued]
-                    heapify(heap)
-                heappush(heap, (deadline, lease))
+                self.push_deadline(lease, deadline)
         # reconcile()'s own early exit, checked here: every contended acquire comes this way,
         # nearly always with nothing to open or hand over (a call cost ~25 ns).
         if (
@@ -333,6 +334,14 @@ class PoolCore(Generic[R]):
             )
         ):
             self.reconcile()
+
+    def push_deadline(self, lease: Waiter, deadline: float) -> None:
+        """Put a deadline earlier than the FIFO lane's last into the heap lane."""
+        heap = self.timed_heap
+        if len(heap) > 2 * self.waiting + 64:
+            self.timed_heap = heap = [entry for entry in heap if entry[1].queued]
+            heapify(heap)
+        heappush(heap, (deadline, lease))
 
     def next_deadline(self) -> float | None:
         """The earliest deadline of a queued waiter (served ones are dropped on the way)."""
@@ -1040,6 +1049,9 @@ class PoolCore(Generic[R]):
         assert self.fast_return == (
             self.state == OPEN and self.plain_return and not self.oversized
         ), "fast_return out of date"
+        assert self.fast_enqueue == (self.state == OPEN and self.max_waiting is None), (
+            "fast_enqueue out of date"
+        )
         assert not self.probing or self.opening >= 1, "a probe not counted as opening"
         if self.state == OPEN:
             if self.waiting > self.opening:
