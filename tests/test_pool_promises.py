@@ -314,11 +314,20 @@ async def test_timed_out_acquires_do_not_grow_the_waiter_queue() -> None:
         for _ in range(2_000):
             with pytest.raises(PoolTimeout):
                 await pool.get(timeout=1e-6)
+        # Callers queued together with timeouts that shrink: their deadlines come out of
+        # order, and all but the first wait in the core's heap lane.
+        for _ in range(100):
+            calls = [pool.get(timeout=0.002 - n * 1e-4) for n in range(10)]
+            results = await asyncio.gather(*calls, return_exceptions=True)
+            assert all(isinstance(result, PoolTimeout) for result in results)
         core = pool._core
-        assert (len(core.waiters), len(core.timed), core.waiting) == (0, 0, 0) or (
-            len(core.waiters) <= 64 and len(core.timed) <= 64
-        )
-        assert pool.stats().timeouts == 2_000
+        assert (len(core.waiters), len(core.timed), len(core.timed_heap), core.waiting) == (
+            0,
+            0,
+            0,
+            0,
+        ) or (len(core.waiters) <= 64 and len(core.timed) <= 64 and len(core.timed_heap) <= 64)
+        assert pool.stats().timeouts == 3_000
         await pool.put(thing)
 
 
@@ -407,6 +416,30 @@ async def test_acquire_timeouts_fire_in_deadline_order() -> None:
         took = loop.time() - started
         assert 0.5 <= took < 0.7, took  # on its own deadline, not at later's (~0.8 s)
         await pool.put(await later)  # served by the connection opened for the queue
+        await pool.put(held)
+
+
+async def test_acquire_timeouts_of_different_lengths_fire_in_deadline_order() -> None:
+    # Deadlines that arrive out of order (a caller with a shorter timeout queues after ones
+    # with longer timeouts) still fire in deadline order, each on time.
+    factory = ThingFactory()
+    async with Pool(factory.open, close=factory.close, max_size=1) as pool:
+        held = await pool.get()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        fired: list[tuple[float, float]] = []
+
+        async def wait(limit: float) -> None:
+            with pytest.raises(PoolTimeout):
+                await pool.get(timeout=limit)
+            fired.append((limit, loop.time() - started))
+
+        limits = [0.4, 0.1, 0.5, 0.3, 0.2, 0.6]
+        waiting = [asyncio.create_task(wait(limit)) for limit in limits]
+        await asyncio.gather(*waiting)
+        assert [limit for limit, _ in fired] == sorted(limits)
+        for limit, took in fired:
+            assert limit <= took < limit + 0.09, (limit, took)
         await pool.put(held)
 
 

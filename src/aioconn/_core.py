@@ -47,7 +47,7 @@ __all__ = ["PoolCore"]
 R = TypeVar("R")
 logger = logging.getLogger("aioconn.pool")
 _monotonic = time.monotonic
-_log = math.log
+_log2 = math.log2  # see stats._SCALE
 # floor, not int(): the same bucket for the positive values it gets, at a third of the cost.
 _floor = math.floor
 
@@ -173,13 +173,23 @@ class PoolCore(Generic[R]):
         self.slots: dict[int, Slot[R]] = {}  # every resource the pool owns, by id()
         self.idle: deque[Slot[R]] = deque()  # the right end was returned last
         self.waiters: deque[Waiter] = deque()  # FIFO; entries no longer `queued` are skipped
-        self.timed: list[tuple[float, Waiter]] = []  # heap of (deadline, waiter)
+        # Deadlines of queued waiters, in two lanes. With one acquire timeout they come in
+        # nondecreasing order: those go to a FIFO (O(1) in and out, no tuple per waiter, and
+        # served waiters leave it from the front as new ones queue). One that would come before
+        # the last (a caller with a shorter timeout) goes to a heap of (deadline, waiter).
+        self.timed: deque[Waiter] = deque()  # nondecreasing waiter.deadline
+        self.timed_heap: list[tuple[float, Waiter]] = []
         self.waiting = 0  # waiters still queued
         self.opening = 0  # connects in flight (or waiting for their turn)
         self.checking = 0
         self.returning = 0
         self.closing = 0  # closes in flight: outside the size, but close() waits for them
         self.oversized = False  # resize() lowered max_size below the size
+        # Lease.__aexit__'s inlined clean return may run: open, plain_return and not oversized.
+        # One flag for the three, kept by _update_fast_return wherever state or oversized change.
+        self.fast_return = False
+        # Lease.__aenter__'s inlined enqueue may run: open, and no max_waiting (kept alike).
+        self.fast_enqueue = False
         # Open up to min_size at the next reconcile: set by open(), resize() and the maintenance
         # tick, not by a failed connect (a dead server would get a connect storm otherwise).
         self.refill = False
@@ -200,6 +210,12 @@ class PoolCore(Generic[R]):
         self.wait_times = SummaryRecorder()
         self.hold_times = SummaryRecorder()
         self.connect_times = SummaryRecorder()
+
+    def _update_fast_return(self) -> None:
+        """Recompute ``fast_return`` and ``fast_enqueue``; call after any change of ``state``
+        or ``oversized``."""
+        self.fast_return = self.state == OPEN and self.plain_return and not self.oversized
+        self.fast_enqueue = self.state == OPEN and self.max_waiting is None
 
     # -- derived counts --------------------------------------------------------------------
 
@@ -282,6 +298,7 @@ class PoolCore(Generic[R]):
 
         ``deadline`` is on the loop's clock (None: no limit); ``expire_due`` enforces it.
         Raises what an acquire that cannot queue raises (closed, too many waiters).
+        ``Lease.__aenter__`` inlines this while ``fast_enqueue`` holds: keep them in step.
         """
         if self.state != OPEN:
             raise PoolClosed(f"{self.name} is closed")
@@ -294,13 +311,18 @@ class PoolCore(Generic[R]):
         self.waiters.append(lease)
         self.waiting += 1
         if deadline is not None:
+            lease.deadline = deadline
             timed = self.timed
-            # Served waiters leave the heap lazily: in bulk here when they outnumber the queued
-            # ones (amortised O(1) per enqueue), and from the top when the timer fires.
-            if len(timed) > 2 * self.waiting + 64:
-                self.timed = timed = [entry for entry in timed if entry[1].queued]
-                heapify(timed)
-            heappush(timed, (deadline, lease))
+            # Served waiters leave the lanes lazily: the FIFO's from its front here (waiters
+            # are served in the order they queue, so that is where they are), the rest in bulk
+            # when they outnumber the queued ones (amortised O(1) per enqueue; see _unqueue),
+            # and from the front when the timer fires.
+            while timed and not timed[0].queued:
+                timed.popleft()
+            if not timed or deadline >= timed[-1].deadline:
+                timed.append(lease)
+            else:
+                self.push_deadline(lease, deadline)
         # reconcile()'s own early exit, checked here: every contended acquire comes this way,
         # nearly always with nothing to open or hand over (a call cost ~25 ns).
         if (
@@ -313,18 +335,42 @@ class PoolCore(Generic[R]):
         ):
             self.reconcile()
 
+    def push_deadline(self, lease: Waiter, deadline: float) -> None:
+        """Put a deadline earlier than the FIFO lane's last into the heap lane."""
+        heap = self.timed_heap
+        if len(heap) > 2 * self.waiting + 64:
+            self.timed_heap = heap = [entry for entry in heap if entry[1].queued]
+            heapify(heap)
+        heappush(heap, (deadline, lease))
+
     def next_deadline(self) -> float | None:
         """The earliest deadline of a queued waiter (served ones are dropped on the way)."""
-        timed = self.timed
-        while timed and not timed[0][1].queued:
-            heappop(timed)
-        return timed[0][0] if timed else None
+        timed, heap = self.timed, self.timed_heap
+        while timed and not timed[0].queued:
+            timed.popleft()
+        while heap and not heap[0][1].queued:
+            heappop(heap)
+        if timed:
+            first = timed[0].deadline
+            return heap[0][0] if heap and heap[0][0] < first else first
+        return heap[0][0] if heap else None
 
     def expire_due(self, now: float) -> None:
         """Fail the queued waiters whose deadline has passed with ``PoolTimeout``."""
-        timed = self.timed
-        while timed and (timed[0][0] <= now or not timed[0][1].queued):
-            lease = heappop(timed)[1]
+        while True:
+            # Re-read each round: _unqueue may replace the lanes (its bulk cleanup).
+            timed, heap = self.timed, self.timed_heap
+            while timed and not timed[0].queued:
+                timed.popleft()
+            while heap and not heap[0][1].queued:
+                heappop(heap)
+            # The earlier of the two fronts first: timeouts fire in deadline order.
+            if timed and timed[0].deadline <= now and not (heap and heap[0][0] < timed[0].deadline):
+                lease = timed.popleft()
+            elif heap and heap[0][0] <= now:
+                lease = heappop(heap)[1]
+            else:
+                break
             if lease.queued:
                 self._unqueue(lease)
                 if not lease.future.done():
@@ -366,8 +412,10 @@ class PoolCore(Generic[R]):
         if len(self.waiters) > 2 * self.waiting + 64:
             self.waiters = deque(w for w in self.waiters if w.queued)
         if len(self.timed) > 2 * self.waiting + 64:
-            self.timed = [entry for entry in self.timed if entry[1].queued]
-            heapify(self.timed)
+            self.timed = deque(w for w in self.timed if w.queued)  # still in deadline order
+        if len(self.timed_heap) > 2 * self.waiting + 64:
+            self.timed_heap = [entry for entry in self.timed_heap if entry[1].queued]
+            heapify(self.timed_heap)
 
     def lease_to(self, slot: Slot[R], lease: Waiter, owner: Any, started: float) -> float:
         """A queued caller woke with ``slot``: record its wait. Returns the clock reading."""
@@ -378,7 +426,7 @@ class PoolCore(Generic[R]):
         record.total += waited
         if waited > record.max:
             record.max = waited
-        index = _floor(_log(waited) * _SCALE + _OFFSET) if waited > _FLOOR else 0
+        index = _floor(_log2(waited) * _SCALE + _OFFSET) if waited > _FLOOR else 0
         record.buckets[index if index < _BUCKETS else _BUCKETS - 1] += 1
         slot.leased_at = now
         slot.owner = owner
@@ -431,7 +479,7 @@ class PoolCore(Generic[R]):
         hold.total += held
         if held > hold.max:
             hold.max = held
-        index = _floor(_log(held) * _SCALE + _OFFSET) if held > _FLOOR else 0
+        index = _floor(_log2(held) * _SCALE + _OFFSET) if held > _FLOOR else 0
         hold.buckets[index if index < _BUCKETS else _BUCKETS - 1] += 1
         if self.max_uses is not None:
             slot.uses += 1
@@ -491,6 +539,7 @@ class PoolCore(Generic[R]):
             if self.size() > self.max_size:  # the size counts this slot too
                 return "resized"
             self.oversized = False
+            self._update_fast_return()
         # Only when a waiter gets a new connect for it: the pool must not shrink by a move.
         if (
             self.waiting > self.opening
@@ -772,6 +821,7 @@ class PoolCore(Generic[R]):
         while self.idle and self.size() > max_size:
             self._discard(self.idle.popleft(), "resized")
         self.oversized = self.size() > max_size
+        self._update_fast_return()
         self.refill = True
         self.reconcile()
 
@@ -816,12 +866,14 @@ class PoolCore(Generic[R]):
     def open(self) -> None:
         """Event: ``open()`` began."""
         self.state = OPEN
+        self._update_fast_return()
         self.refill = True
         self.reconcile()
 
     def begin_close(self, owner: object) -> None:
         """Event: ``close()`` began: no new work, waiters fail, idle slots close."""
         self.state = CLOSING
+        self._update_fast_return()
         self.close_owner = owner
         closed = PoolClosed(f"{self.name} is closed")
         while self.waiters:
@@ -832,6 +884,7 @@ class PoolCore(Generic[R]):
                     lease.future.set_exception(closed)
         self.waiting = 0
         self.timed.clear()
+        self.timed_heap.clear()
         while self.idle:
             self._discard(self.idle.pop(), "pool_closed")
         self.reconcile()
@@ -885,6 +938,7 @@ class PoolCore(Generic[R]):
     def finish_close(self) -> None:
         """Event: close() is done; whatever is left is forgotten."""
         self.state = DONE
+        self._update_fast_return()
         self.opening = 0
         self.closing = 0
 
@@ -991,6 +1045,12 @@ class PoolCore(Generic[R]):
         holders = [s.holder for s in self.slots.values() if s.state == LEASED]
         assert len({id(h) for h in holders}) == len(holders), "one caller holds two slots"
         assert self.outage is not None or not self.probing, "a probe without an outage"
+        assert self.fast_return == (
+            self.state == OPEN and self.plain_return and not self.oversized
+        ), "fast_return out of date"
+        assert self.fast_enqueue == (self.state == OPEN and self.max_waiting is None), (
+            "fast_enqueue out of date"
+        )
         assert not self.probing or self.opening >= 1, "a probe not counted as opening"
         if self.state == OPEN:
             if self.waiting > self.opening:

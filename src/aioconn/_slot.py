@@ -31,7 +31,7 @@ class Waiter:
     ~1 µs acquire + release).
     """
 
-    __slots__ = ("aborted", "future", "limit", "queued")
+    __slots__ = ("aborted", "deadline", "future", "limit", "queued")
     block: ClassVar[bool] = True
     """An ``async with pool.acquire()`` block (``False``: a ``get()``, given back by ``put()``)."""
     future: asyncio.Future[Slot[Any]]
@@ -39,6 +39,8 @@ class Waiter:
     """In the waiter queue and counted in ``waiting``."""
     limit: float
     """The acquire timeout this caller waits with (for the ``PoolTimeout`` message)."""
+    deadline: float
+    """When that timeout ends, on the loop's clock (set only when it has one)."""
     aborted: bool
     """``close()`` aborted the slot this caller held."""
 

@@ -80,8 +80,12 @@ class Summary:
 _FLOOR = 1e-6  # durations below a microsecond share the first bucket
 _GROWTH = math.log(1.05)  # each bucket is 5 % wider than the previous one
 _BUCKETS = 512  # 1 µs * 1.05**511 ≈ 6.6e4 s: longer durations share the last bucket
-_SCALE = 1 / _GROWTH
-_OFFSET = 1 - math.log(_FLOOR) * _SCALE  # bucket = 1 + log(seconds / _FLOOR) / _GROWTH
+# bucket = 1 + log(seconds / _FLOOR) / _GROWTH, computed as log2(seconds) * _SCALE + _OFFSET:
+# math.log2 takes one argument (a fast call), math.log an optional base (its arguments are
+# parsed like a tuple's: ~600 CPU instructions more per call, two per contended acquire).
+# The two differ only for a duration within rounding of a bucket's edge.
+_SCALE = 1 / math.log2(1.05)
+_OFFSET = 1 - math.log2(_FLOOR) * _SCALE
 # The value that stands for each bucket (its geometric middle; 0 for the first, which holds the
 # zeros of the fast path). ``add(_MIDDLES[i])`` lands in bucket ``i``; ascending, for bisect.
 _MIDDLES = (0.0, *(_FLOOR * math.exp((i - 0.5) * _GROWTH) for i in range(1, _BUCKETS)))
@@ -100,7 +104,7 @@ class SummaryRecorder:
     def add(
         self,
         seconds: float,
-        _log: Callable[[float], float] = math.log,
+        _log2: Callable[[float], float] = math.log2,
         _floor: Callable[[float], int] = math.floor,
     ) -> None:
         """Record one duration.
@@ -114,7 +118,7 @@ class SummaryRecorder:
         if seconds > self.max:
             self.max = seconds
         # floor() is int() here (the value is above 1 past the floor), and costs a third as much.
-        index = _floor(_log(seconds) * _SCALE + _OFFSET) if seconds > _FLOOR else 0
+        index = _floor(_log2(seconds) * _SCALE + _OFFSET) if seconds > _FLOOR else 0
         self.buckets[index if index < _BUCKETS else _BUCKETS - 1] += 1
 
     @property
