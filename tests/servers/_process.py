@@ -125,6 +125,9 @@ class ServerProcess:
                     f"{self.name} was not ready on {self.host}:{self.port} within"
                     f" {START_TIMEOUT} s.\n{self.log_tail()}"
                 )
+            # Synchronous on purpose: another process's readiness has no event to wait on, only
+            # a bounded poll. A test with load on its loop calls this in an executor thread
+            # (tests/integration); the others have nothing else running while they wait.
             time.sleep(_POLL)
 
     def stop(self) -> None:
@@ -157,7 +160,7 @@ class ServerProcess:
                 raise ServerError(
                     f"{self.name}'s processes outlived SIGKILL: {_live_members(process.pid)}"
                 )
-            time.sleep(_POLL)
+            time.sleep(_POLL)  # a bounded poll, as in start()
 
     def log_tail(self, lines: int = 20) -> str:
         with contextlib.suppress(OSError):
