@@ -141,6 +141,41 @@ async def test_one_probe_per_step_and_the_first_success_ends_the_outage() -> Non
         await pool.close()
 
 
+async def test_a_probe_in_flight_when_another_connect_ends_the_outage_is_a_plain_connect() -> None:
+    # Found by make explore (seed 1878): a connect begun before the outage succeeded while
+    # the outage's probe was in flight; the pool then counted a probe with no outage.
+    pending: list[asyncio.Future[Thing]] = []
+
+    async def connect() -> Thing:
+        pending.append(asyncio.get_running_loop().create_future())
+        return await pending[-1]
+
+    events: list[PoolEvent] = []
+    async with Pool(connect, max_size=4, connect_backoff=FAST, on_event=events.append) as pool:
+        first = [asyncio.create_task(pool.get(timeout=5)) for _ in range(2)]
+        await eventually(lambda: len(pending) == 2)  # connects a and b in flight
+        pending[0].set_exception(ConnectionRefusedError(111, "down"))  # a: the outage begins
+        with pytest.raises(ConnectError):
+            await first[0]
+        more = [asyncio.create_task(pool.get(timeout=5)) for _ in range(2)]
+        await eventually(lambda: len(pending) == 3)  # 3 wait on b: the probe starts
+        assert kinds(events) == ["ServerUnreachable"]
+        pool.check_invariants()
+        pending[1].set_result(Thing())  # b, begun before the outage, succeeds: it ends
+        assert await first[1] is not None
+        assert kinds(events) == ["ServerUnreachable", "ServerReachable"]
+        pool.check_invariants()  # the probe in flight is a plain connect now
+        pending[2].set_result(Thing())  # the old probe succeeds; the last waiter opens anew
+        await eventually(lambda: len(pending) == 4)
+        pending[3].set_result(Thing())
+        held = [await task for task in more]
+        assert len({id(thing) for thing in [*held, await first[1]]}) == 3
+        assert kinds(events) == ["ServerUnreachable", "ServerReachable"]
+        pool.check_invariants()
+        for thing in [*held, await first[1]]:
+            await pool.put(thing)
+
+
 async def test_connect_attempts_during_an_outage_are_bounded_and_recovery_takes_one_probe() -> None:
     server = Server(up=True)
     events: list[PoolEvent] = []

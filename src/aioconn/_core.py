@@ -165,7 +165,9 @@ class PoolCore(Generic[R]):
         self.outage: Outage | None = None
         self.failed_in_row = 0  # connects failed since the last success
         self.first_failed_at = 0.0  # when the first of them failed
-        self.probing = False  # the outage's probe is in flight (counted in opening)
+        # The outage whose probe is in flight (counted in opening). A probe still in flight
+        # when another connect ends its outage is a plain connect from then on.
+        self.probing: Outage | None = None
         # Idle time after which a checkout runs `check` (infinite: never; -1: always ask).
         self.fresh_window = fresh_window
         self.emit = emit
@@ -661,14 +663,17 @@ class PoolCore(Generic[R]):
 
     # -- opening ---------------------------------------------------------------------------
 
-    def connect_done(self, resource: R, connect_time: float, probe: bool = False) -> Slot[R]:
+    def connect_done(
+        self, resource: R, connect_time: float, probe: Outage | None = None
+    ) -> Slot[R]:
         """Event: a connect succeeded with a resource the pool does not hold yet.
 
-        Any success ends an outage: the server answers again.
+        Any success ends an outage: the server answers again. ``probe``: the outage this
+        connect was the probe of (``core.probing`` when it started), or None.
         """
         self.opening -= 1
-        if probe:
-            self.probing = False
+        if probe is not None and probe is self.probing:
+            self.probing = None
         self.created += 1
         now = _monotonic()
         self.failed_in_row = 0
@@ -685,7 +690,7 @@ class PoolCore(Generic[R]):
         self.reconcile()
         return slot
 
-    def connect_failed(self, error: BaseException | None, probe: bool = False) -> None:
+    def connect_failed(self, error: BaseException | None, probe: Outage | None = None) -> None:
         """Event: a connect failed with ``error`` (None: cancelled by the pool itself).
 
         The longest waiter gets the error: a caller learns that the server is down instead
@@ -695,8 +700,10 @@ class PoolCore(Generic[R]):
         new connect from reconcile.
         """
         self.opening -= 1
-        if probe:
-            self.probing = False
+        # Only the current outage's probe decides its next step (see connect_done).
+        is_probe = probe is not None and probe is self.probing
+        if is_probe:
+            self.probing = None
         if error is not None:
             self.connect_failures += 1
             waiters = self.waiters
@@ -709,7 +716,7 @@ class PoolCore(Generic[R]):
                         lease.future.set_exception(error)
                         break
             if self.backoff is not None:
-                self._outage_failed(error, probe)
+                self._outage_failed(error, is_probe)
         self.reconcile()
 
     def _outage_failed(self, error: BaseException, probe: bool) -> None:
@@ -751,6 +758,7 @@ class PoolCore(Generic[R]):
 
     def _outage_ended(self, outage: Outage, now: float) -> None:
         self.outage = None
+        self.probing = None  # a probe still in flight is a plain connect now
         self.refill = True  # back to min_size now that connects succeed
         logger.info(
             "%s: connects succeed again after %.3g s (%d failed)",
@@ -1002,12 +1010,12 @@ class PoolCore(Generic[R]):
             self._hand_idle_over()
         if (
             (self.waiting > self.opening or self.size() < self.min_size)
-            and not self.probing
+            and self.probing is None
             and self.size() < self.max_size
             and self._has_room()
         ):
             if _monotonic() >= outage.retry_at:
-                self.probing = True
+                self.probing = outage
                 self.opening += 1
                 self.effects.append((OPEN_PROBE, None))
             else:
@@ -1044,14 +1052,14 @@ class PoolCore(Generic[R]):
         assert states.get(RETURNING, 0) == self.returning, (states, self.returning)
         holders = [s.holder for s in self.slots.values() if s.state == LEASED]
         assert len({id(h) for h in holders}) == len(holders), "one caller holds two slots"
-        assert self.outage is not None or not self.probing, "a probe without an outage"
+        assert self.probing is None or self.probing is self.outage, "a probe without its outage"
         assert self.fast_return == (
             self.state == OPEN and self.plain_return and not self.oversized
         ), "fast_return out of date"
         assert self.fast_enqueue == (self.state == OPEN and self.max_waiting is None), (
             "fast_enqueue out of date"
         )
-        assert not self.probing or self.opening >= 1, "a probe not counted as opening"
+        assert self.probing is None or self.opening >= 1, "a probe not counted as opening"
         if self.state == OPEN:
             if self.waiting > self.opening:
                 assert not self.idle, f"{self.waiting} wait while {len(self.idle)} idle"

@@ -29,6 +29,7 @@ from ._core import (
     PoolCore,
 )
 from ._leak import describe_holder, watch_for_leak
+from ._outage import Outage
 from ._pool_config import as_connect_error
 from ._slot import Slot, Waiter
 from .connection import Connection
@@ -142,7 +143,8 @@ class PoolRunner(Generic[R]):
             batch, core.effects = core.effects, []
             for kind, slot in batch:
                 if kind in (OPEN_ONE, OPEN_PROBE):
-                    probe = kind == OPEN_PROBE
+                    # The core set probing when it asked: no connect has ended since.
+                    probe = core.probing if kind == OPEN_PROBE else None
                     task = self.spawn(
                         self.open_one(probe),
                         background=True,
@@ -203,7 +205,7 @@ class PoolRunner(Generic[R]):
             task.add_done_callback(self.background.discard)
         return task
 
-    def open_unstarted(self, probe: bool) -> None:
+    def open_unstarted(self, probe: Outage | None) -> None:
         self.core.connect_failed(None, probe)
         self.flush()
 
@@ -266,10 +268,10 @@ class PoolRunner(Generic[R]):
 
     # -- opening ----------------------------------------------------------------------------
 
-    async def open_one(self, probe: bool = False) -> BaseException | None:
+    async def open_one(self, probe: Outage | None = None) -> BaseException | None:
         """Open one resource for the pool; the core decides where it goes. Returns the error.
 
-        ``probe``: the one connect of an outage's backoff step.
+        ``probe``: the outage this connect is the one probe of (a backoff step), or None.
         """
         core = self.core
         started = _monotonic()
