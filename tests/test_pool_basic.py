@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -46,6 +47,35 @@ async def test_fast_path_completes_without_suspending() -> None:
         assert isinstance(thing, Thing)
         assert thing is factory.made[0]
         await pool.put(thing)
+
+
+async def test_a_lease_enters_and_exits_by_hand_and_through_an_exit_stack() -> None:
+    # Lease.__aenter__/__aexit__ return awaitables (a done future on the fast paths, else a
+    # coroutine): whatever awaits them — async with, AsyncExitStack, a caller by hand — gets
+    # the same resource and the same return.
+    factory = ThingFactory()
+    async with Pool(factory.open, close=factory.close, max_size=1) as pool:
+        async with contextlib.AsyncExitStack() as stack:
+            first = await stack.enter_async_context(pool.acquire())  # opens one: the coroutine
+            assert pool.stats().in_use == 1
+        assert (pool.stats().idle, pool.stats().in_use) == (1, 0)
+        lease = pool.acquire()
+        entered = lease.__aenter__()
+        assert not asyncio.iscoroutine(entered)  # the fast path: already done, leased
+        assert pool.stats().in_use == 1
+        assert await entered is first
+        exited = lease.__aexit__(None, None, None)
+        assert not asyncio.iscoroutine(exited)  # a clean return: done, back to idle
+        assert (pool.stats().idle, pool.stats().in_use) == (1, 0)
+        assert await exited is None  # None: an exception in the block is not suppressed
+        with pytest.raises(RuntimeError, match="already returned"):
+            await lease.__aexit__(None, None, None)  # a second exit changes nothing
+        lease = pool.acquire()
+        assert await lease.__aenter__() is first
+        assert await lease.__aexit__(ValueError, ValueError("x"), None) is None  # discarded
+        stats = pool.stats()
+    assert (stats.acquired, stats.released, stats.created, factory.closes) == (3, 3, 1, 1)
+    assert stats.discarded == aioconn.Discards(error=1)
 
 
 async def test_block_exits_decide_reuse_or_discard() -> None:

@@ -187,8 +187,9 @@ class PoolCore(Generic[R]):
         self.returning = 0
         self.closing = 0  # closes in flight: outside the size, but close() waits for them
         self.oversized = False  # resize() lowered max_size below the size
-        # Lease.__aexit__'s inlined clean return may run: open, plain_return and not oversized.
-        # One flag for the three, kept by _update_fast_return wherever state or oversized change.
+        # Lease.__aexit__'s inlined clean return may run: open, plain_return, no reset and not
+        # oversized. One flag for the four, kept by _update_fast_return wherever state or
+        # oversized change (resets is set once, before the pool opens).
         self.fast_return = False
         # Lease.__aenter__'s inlined enqueue may run: open, and no max_waiting (kept alike).
         self.fast_enqueue = False
@@ -216,7 +217,9 @@ class PoolCore(Generic[R]):
     def _update_fast_return(self) -> None:
         """Recompute ``fast_return`` and ``fast_enqueue``; call after any change of ``state``
         or ``oversized``."""
-        self.fast_return = self.state == OPEN and self.plain_return and not self.oversized
+        self.fast_return = (
+            self.state == OPEN and self.plain_return and not self.resets and not self.oversized
+        )
         self.fast_enqueue = self.state == OPEN and self.max_waiting is None
 
     # -- derived counts --------------------------------------------------------------------
@@ -1054,7 +1057,7 @@ class PoolCore(Generic[R]):
         assert len({id(h) for h in holders}) == len(holders), "one caller holds two slots"
         assert self.probing is None or self.probing is self.outage, "a probe without its outage"
         assert self.fast_return == (
-            self.state == OPEN and self.plain_return and not self.oversized
+            self.state == OPEN and self.plain_return and not self.resets and not self.oversized
         ), "fast_return out of date"
         assert self.fast_enqueue == (self.state == OPEN and self.max_waiting is None), (
             "fast_enqueue out of date"

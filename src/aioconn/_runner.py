@@ -99,6 +99,13 @@ class PoolRunner(Generic[R]):
         self.max_connecting = max_connecting
         self.acquire_timeout = acquire_timeout
         self.leak_timeout = leak_timeout
+        # Lease.__aenter__'s fast path may skip three questions, all fixed for the pool's life:
+        # no idle time makes a checkout run `check`, no is_reusable hook, no leak watch.
+        self.plain_checkout = (
+            core.fresh_window == float("inf")
+            and core.is_reusable_hook is None
+            and leak_timeout is None
+        )
         self.slow_acquire = slow_acquire
         self.emit = emit
         self.reconnect_failed = reconnect_failed  # the user's callback, bound to the pool
@@ -106,6 +113,8 @@ class PoolRunner(Generic[R]):
         self.thread = 0  # the thread that opened the pool: the fast path runs only there
         self.monotonic_loop = False  # loop.time() is time.monotonic() (asyncio's own loops)
         self.new_future: Callable[[], asyncio.Future[Any]] = asyncio.Future
+        # What a fast clean exit returns to be awaited: done, with None (Lease.__aexit__).
+        self.exited: asyncio.Future[None]  # set by start(), before any lease
         self.gate: asyncio.Semaphore | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
         self.background: set[asyncio.Task[Any]] = set()  # cancelled by close(): all but closers
@@ -133,6 +142,15 @@ class PoolRunner(Generic[R]):
             self.gate = asyncio.Semaphore(self.max_connecting)
         self.drained = asyncio.Event()
         self.grew = asyncio.Event()
+        self.exited = loop.create_future()
+        self.exited.set_result(None)
+
+    def ready(self, resource: R) -> asyncio.Future[R]:
+        """A done future with ``resource``: what Lease.__aenter__'s fast path returns."""
+        assert self.loop is not None
+        future: asyncio.Future[R] = self.loop.create_future()
+        future.set_result(resource)
+        return future
 
     # -- carrying out the core's effects ----------------------------------------------------
 

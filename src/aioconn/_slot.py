@@ -63,6 +63,7 @@ class Slot(Generic[R]):
         "leak_timer",
         "leased_at",
         "owner",
+        "ready",
         "resource",
         "returned_by",
         "state",
@@ -86,6 +87,9 @@ class Slot(Generic[R]):
         self.returned_by: asyncio.Task[Any] | None = None  # the task of the last put()
         self.uses = 0  # leases given back (counted only with max_uses)
         self.aborted = False  # close() aborted it while a caller held it
+        # A done future whose result is the resource: what the fast acquire returns to be
+        # awaited (made on its first one, on the pool's loop: see Lease.__aenter__).
+        self.ready: asyncio.Future[R] | None = None
 
     def __repr__(self) -> str:
         return f"<Slot {self.state} {self.resource!r}>"
