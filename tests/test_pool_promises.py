@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import operator
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -302,6 +303,30 @@ async def test_is_reusable_raising_discards_instead_of_leaving_a_zombie(where: s
         stats = pool.stats()
         assert stats.discarded.not_reusable == 1
         assert (stats.size, stats.idle, stats.in_use) == (1, 1, 0)
+
+
+async def test_an_attrgetter_is_reusable_that_raises_is_guarded_like_any_hook() -> None:
+    # Only the built-in connectors' own function is trusted not to raise; an attrgetter of an
+    # attribute the resource lacks raises AttributeError on every return.
+    factory = ThingFactory()
+
+    class Connector:
+        is_reusable = operator.attrgetter("missing")  # the pool sees it as it is
+
+        async def connect(self) -> Thing:
+            return await factory.open()
+
+        async def close(self, thing: Thing) -> None:
+            await factory.close(thing)
+
+    async with Pool(Connector(), max_size=1) as pool:
+        async with pool.acquire():
+            pass
+        async with pool.acquire():
+            pass
+        stats = pool.stats()
+        assert stats.discarded.not_reusable == 2
+        assert (stats.size, stats.idle, stats.in_use, stats.created) == (0, 0, 0, 2)
 
 
 # 9 -------------------------------------------------------------------------------------------

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import math
-import operator
 import random
 import time
 from collections import deque
@@ -81,9 +80,10 @@ class Hooks(Generic[R]):
         "rebalance",
     )
 
-    def __init__(self, connector: object) -> None:
+    def __init__(self, connector: object, safe: tuple[object, ...] = ()) -> None:
+        """``safe``: ``is_reusable`` functions known never to raise (the shell's own)."""
         self.is_reusable: Callable[[R], bool] | None = _never_raising(
-            getattr(connector, "is_reusable", None)
+            getattr(connector, "is_reusable", None), safe
         )
         # A balancing connector (aioconn.Endpoints) picks which idle connection serves an
         # acquire, counts what each endpoint has in use, and says whether any has room.
@@ -100,13 +100,15 @@ class Hooks(Generic[R]):
         self.rebalance: Callable[[R], bool] | None = getattr(connector, "rebalance", None)
 
 
-def _never_raising(is_reusable: Callable[[R], bool] | None) -> Callable[[R], bool] | None:
+def _never_raising(
+    is_reusable: Callable[[R], bool] | None, safe: tuple[object, ...]
+) -> Callable[[R], bool] | None:
     """``is_reusable`` made safe to call on the hot paths: raising means "no" (and is logged).
 
-    The built-in connectors' hook is an ``operator.attrgetter`` of ``Connection.reusable``,
-    which cannot raise: it is used as it is, with no wrapper to pay for on every return.
+    One of ``safe`` (the built-in connectors' ``connection_reusable``) cannot raise: it is used
+    as it is, with no wrapper to pay for on every return.
     """
-    if is_reusable is None or isinstance(is_reusable, operator.attrgetter):
+    if is_reusable is None or is_reusable in safe:
         return is_reusable
 
     def guarded(resource: R) -> bool:

@@ -91,5 +91,14 @@ class Slot(Generic[R]):
         # awaited (made on its first one, on the pool's loop: see Lease.__aenter__).
         self.ready: asyncio.Future[R] | None = None
 
+    @property
+    def given_back(self) -> bool:
+        """Its resource belongs to nobody outside the pool: idle, or closed by the pool.
+
+        (A connector's own reset and check run while it is returning or checking: they may use
+        it. One that ``close()`` aborted in its holder's hands is closed but not given back.)
+        """
+        return (self.state == IDLE or self.state == CLOSED) and not self.aborted
+
     def __repr__(self) -> str:
         return f"<Slot {self.state} {self.resource!r}>"

@@ -30,7 +30,7 @@ from ._pool_config import as_connector, check_sizes
 from ._runner import PoolRunner
 from ._slot import LEASED
 from ._tasks import current_task
-from .connection import DEFAULT, CallTimeout
+from .connection import DEFAULT, CallTimeout, connection_reusable
 from .connector import Connector
 from .errors import PoolClosed, PoolTimeout
 from .events import PoolEvent
@@ -305,7 +305,7 @@ class Pool(Generic[R]):
         slow_acquire = _validate.timeout("slow_acquire_threshold", slow_acquire_threshold)
 
         has_check = getattr(connector, "check", None) is not None
-        hooks: Hooks[R] = Hooks(connector)
+        hooks: Hooks[R] = Hooks(connector, safe=(connection_reusable,))
         # Idle time after which a checkout runs `check` (infinite: never). A balancing
         # connector chooses among the idle connections on every acquire: none is "fresh".
         fresh_window = (
