@@ -75,10 +75,11 @@ SOAK_SECONDS ?= 300
 soak: $(VENV)/.installed-dev
 	AIOCONN_SOAK_SECONDS=$(SOAK_SECONDS) PYTHONASYNCIODEBUG=1 $(BIN)/pytest -q tests/reliability/test_soak.py
 
-# The pool under many explored schedules (tests/test_pool_explore.py; CI runs 30 seeds).
+# The pool, alone and over Endpoints, under many explored schedules (tests/test_pool_explore.py,
+# tests/test_endpoints_explore.py; CI runs 30 seeds of each).
 EXPLORE_SEEDS ?= 2000
 explore: $(VENV)/.installed-dev
-	$(BIN)/pytest -q --timeout 3600 tests/test_pool_explore.py --aioconn-explore-seeds=$(EXPLORE_SEEDS)
+	$(BIN)/pytest -q --timeout 3600 tests/test_pool_explore.py tests/test_endpoints_explore.py --aioconn-explore-seeds=$(EXPLORE_SEEDS)
 
 clean:
 	rm -rf $(VENV) build dist site .mypy_cache .ruff_cache .pytest_cache

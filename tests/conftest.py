@@ -39,3 +39,10 @@ def _collect_garbage() -> object:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for line in _servers.summary():
         terminalreporter.write_line(f"real server: {line}")
+    # What a test recorded with record_property("summary", ...): e.g. the paths an explored
+    # test reached over its seeds.
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            for name, value in getattr(report, "user_properties", ()):
+                if name == "summary":
+                    terminalreporter.write_line(str(value))

@@ -653,6 +653,11 @@ class PoolCore(Generic[R]):
             logger.debug("%s: endpoint_of(%r) raised", self.name, resource, exc_info=True)
             return None
 
+    def room_freed(self) -> None:
+        """Event: the connector has room to open again outside any event of ours (an
+        ``Endpoints`` connection began to close, or one attempt of its connect failed)."""
+        self.reconcile()
+
     def close_done(self) -> None:
         """Event: a discarded slot's close (or abort) ended; an endpoint may have room again."""
         self.closing -= 1

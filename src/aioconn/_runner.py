@@ -223,6 +223,11 @@ class PoolRunner(Generic[R]):
             task.add_done_callback(self.background.discard)
         return task
 
+    def room_freed(self) -> None:
+        """The connector gained room to open outside a pool event (``Endpoints.bind_room``)."""
+        self.core.room_freed()
+        self.flush()
+
     def open_unstarted(self, probe: Outage | None) -> None:
         self.core.connect_failed(None, probe)
         self.flush()

@@ -246,6 +246,8 @@ class Endpoints(Generic[R]):
         self._capacity_waiters: list[asyncio.Future[None]] = []
         self._emit: Callable[[PoolEvent], None] | None = None
         self._pool_name = ""
+        # The pool's: told when an endpoint gains room outside a pool event (see bind_room).
+        self._room_freed: Callable[[], None] | None = None
         self._install(resolve_all(endpoints, self._shared))
         for hook in PASSED_ON:  # the pool looks optional hooks up by name: absent means None
             if not resources.has(hook):
@@ -264,20 +266,21 @@ class Endpoints(Generic[R]):
                 every one tried failed; the message lists each endpoint's state and last error.
         """
         attempts: list[tuple[str, str]] = []
-        tried: set[EndpointState] = set()
+        # By key: an endpoint removed and listed again meanwhile is a new state, same server.
+        tried: set[str] = set()
         wanted, self._wanted = self._wanted, None
         while True:
             state = self._pick_for_open(wanted, tried)
             wanted = None
             if state is None:
-                if not any(s not in tried and s.may_open() for s in self._active):
+                if not any(s.key not in tried and s.may_open() for s in self._active):
                     raise self._no_healthy(attempts)
                 await self._wait_for_room()  # every usable endpoint is at max_per_endpoint
                 continue
             connection = await self._attempt(state, attempts)
             if connection is not None:
                 return connection
-            tried.add(state)
+            tried.add(state.key)
 
     async def close(self, resource: R) -> None:
         """Close gracefully within ``close_timeout``, else abort.
@@ -505,6 +508,19 @@ class Endpoints(Generic[R]):
             state.breaker.reset_counters()
             state.connect_times = SummaryRecorder()
 
+    def bind_room(self, room_freed: Callable[[], None]) -> None:
+        """Call ``room_freed()`` whenever an endpoint gains room under ``max_per_endpoint``.
+
+        A pool calls this when it adopts the connector. Room appears outside the pool's own
+        events — when a connection's close begins, when one attempt of a ``connect()`` fails
+        and the call fails over — and the pool must hear of it then, or a caller could wait
+        with room to open and nothing opening for it.
+
+        Args:
+            room_freed: called synchronously, with no arguments.
+        """
+        self._room_freed = room_freed
+
     def endpoint_stats(self) -> tuple[EndpointStats, ...]:
         """A snapshot per endpoint, configured ones first (``idle`` is the pool's to fill in)."""
         return tuple(s.stats() for s in (*self._active, *self._retiring))
@@ -587,10 +603,8 @@ class Endpoints(Generic[R]):
     def _room(self, state: EndpointState) -> bool:
         return self._cap is None or state.open + state.opening < self._cap
 
-    def _pick_for_open(
-        self, wanted: EndpointState | None, tried: set[EndpointState]
-    ) -> EndpointState | None:
-        choices = [s for s in self._active if s not in tried and s.may_open() and self._room(s)]
+    def _pick_for_open(self, wanted: EndpointState | None, tried: set[str]) -> EndpointState | None:
+        choices = [s for s in self._active if s.key not in tried and s.may_open() and self._room(s)]
         if not choices:
             return None
         if wanted is not None and wanted in choices:
@@ -610,11 +624,13 @@ class Endpoints(Generic[R]):
             attempts.append((state.key, error))
             self._failed(state, error, probe)
             self._forget_if_gone(state)
+            self._wake_room_waiters()  # its place is free while this call fails over
             return None
         except BaseException:
             state.opening -= 1
             state.breaker.cancelled(probe)
             self._forget_if_gone(state)
+            self._wake_room_waiters()
             raise
         state.opening -= 1
         state.connect_times.add(_monotonic() - started)
@@ -625,6 +641,7 @@ class Endpoints(Generic[R]):
         if state.state != HEALTHY:  # ejected, drained or removed while connecting
             attempts.append((state.key, f"{state.state} while connecting"))
             self._forget_if_gone(state)
+            self._wake_room_waiters()
             await self._resources.close(connection)
             return None
         self._members[connection] = Member(state)
@@ -670,10 +687,13 @@ class Endpoints(Generic[R]):
                 self._capacity_waiters.remove(future)
 
     def _wake_room_waiters(self) -> None:
+        """Room may have appeared: wake the calls parked for it, and tell the pool."""
         waiters, self._capacity_waiters = self._capacity_waiters, []
         for future in waiters:
             if not future.done():
                 future.set_result(None)
+        if self._room_freed is not None and self._cap is not None:
+            self._room_freed()
 
     # -- bookkeeping ----------------------------------------------------------------------------
 

@@ -349,6 +349,9 @@ class Pool(Generic[R]):
         bind_events = getattr(connector, "bind_events", None)
         if bind_events is not None:
             bind_events(self._emit, self.name)
+        bind_room = getattr(connector, "bind_room", None)
+        if bind_room is not None:  # an Endpoints: room under its caps can appear on its own
+            bind_room(self._runner.room_freed)
         frame = sys._getframe(1)
         self._created_where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
