@@ -21,7 +21,6 @@ is done here, by resolving the waiter's future: the hand-over and the books chan
 from __future__ import annotations
 
 import logging
-import math
 import random
 import time
 from collections import deque
@@ -39,16 +38,13 @@ from .events import (
     ServerReachable,
     ServerUnreachable,
 )
-from .stats import _BUCKETS, _FLOOR, _OFFSET, _SCALE, Discards, SummaryRecorder
+from .stats import BATCH, Discards, SummaryRecorder
 
 __all__ = ["PoolCore"]
 
 R = TypeVar("R")
 logger = logging.getLogger("aioconn.pool")
 _monotonic = time.monotonic
-_log2 = math.log2  # see stats._SCALE
-# floor, not int(): the same bucket for the positive values it gets, at a third of the cost.
-_floor = math.floor
 
 # Pool states.
 NEW, OPEN, CLOSING, DONE = "new", "open", "closing", "closed"
@@ -428,16 +424,22 @@ class PoolCore(Generic[R]):
         """A queued caller woke with ``slot``: record its wait. Returns the clock reading."""
         now = _monotonic()
         waited = now - started
-        # SummaryRecorder.add, inlined (the call cost ~100 ns of a ~5 µs contended cycle).
-        record = self.wait_times
-        record.total += waited
-        if waited > record.max:
-            record.max = waited
-        index = _floor(_log2(waited) * _SCALE + _OFFSET) if waited > _FLOOR else 0
-        record.buckets[index if index < _BUCKETS else _BUCKETS - 1] += 1
+        self.wait_times.pending.append(waited)  # folded with the holds: see fold_times
         slot.leased_at = now
         slot.owner = owner
         return waited
+
+    def fold_times(self) -> None:
+        """Bucket the pending wait and hold times (``SummaryRecorder.fold``).
+
+        Every return records a hold, and appends to ``hold_times.pending`` inline; whoever does
+        calls this once ``BATCH`` are pending. Waits are appended without a check (every
+        contended acquire pays it): a wait is recorded when a lease begins and every lease ends
+        in a return or in ``close()``, so at most ``BATCH`` plus the leases outstanding are
+        pending.
+        """
+        self.wait_times.fold()
+        self.hold_times.fold()
 
     def _lease(self, slot: Slot[R], lease: Waiter) -> None:
         slot.state = LEASED
@@ -481,13 +483,10 @@ class PoolCore(Generic[R]):
             self.on_release_hook(slot.resource)
         now = _monotonic()
         # SummaryRecorder.add, inlined: the call cost ~100 ns of a ~1 µs acquire + release.
-        held = now - slot.leased_at
-        hold = self.hold_times
-        hold.total += held
-        if held > hold.max:
-            hold.max = held
-        index = _floor(_log2(held) * _SCALE + _OFFSET) if held > _FLOOR else 0
-        hold.buckets[index if index < _BUCKETS else _BUCKETS - 1] += 1
+        pending = self.hold_times.pending
+        pending.append(now - slot.leased_at)
+        if len(pending) >= BATCH:
+            self.fold_times()
         if self.max_uses is not None:
             slot.uses += 1
             if slot.uses >= self.max_uses and reason is None:
@@ -567,9 +566,10 @@ class PoolCore(Generic[R]):
     def begin_return(self, slot: Slot[R]) -> None:
         """A holder gave ``slot`` back, to be reset or recovered first (RETURNING)."""
         self._unlease(slot)
-        now = _monotonic()
-        held = now - slot.leased_at
-        self.hold_times.add(held)
+        pending = self.hold_times.pending
+        pending.append(_monotonic() - slot.leased_at)
+        if len(pending) >= BATCH:
+            self.fold_times()
         if self.max_uses is not None:
             slot.uses += 1
         slot.state = RETURNING

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Generator
-from math import floor as _floor
-from math import log2 as _log2
 from threading import get_ident
 from time import monotonic
 from types import TracebackType
@@ -15,7 +13,7 @@ from ._core import OPEN
 from ._slot import IDLE, LEASED, Slot, Waiter
 from ._tasks import current_task
 from .connection import DEFAULT, CallTimeout
-from .stats import _BUCKETS, _FLOOR, _OFFSET, _SCALE
+from .stats import BATCH
 
 if TYPE_CHECKING:
     from ._runner import PoolRunner
@@ -111,14 +109,16 @@ class Lease(Waiter, Generic[R]):
         else:  # queue: inlined here, as another coroutine cost ~0.3 µs per contended acquire
             # PoolRunner.enqueue and PoolCore.lease_to, inlined too (~25 ns a call).
             started = monotonic()
-            loop = runner.loop
-            assert loop is not None
             future = runner.new_future()
             deadline = None
             if limit is not None:
                 self.limit = limit
                 # asyncio's own loops keep time with time.monotonic: no second clock read.
-                deadline = started + limit if runner.monotonic_loop else loop.time() + limit
+                if runner.monotonic_loop:
+                    deadline = started + limit
+                else:
+                    assert runner.loop is not None
+                    deadline = runner.loop.time() + limit
             if core.fast_enqueue:
                 # PoolCore.enqueue, inlined (the call cost ~450 CPU instructions of a ~46,000
                 # contended cycle): an open pool with no max_waiting. Keep them in step.
@@ -135,14 +135,11 @@ class Lease(Waiter, Generic[R]):
                         core.push_deadline(self, deadline)
                     else:
                         timed.append(self)
+                # enqueue's test, reordered: its first half is what fails when all are busy.
                 if (
-                    core.refill
-                    or core.oversized
-                    or (
-                        core.waiting > core.opening
-                        and (core.idle or len(core.slots) + core.opening < core.max_size)
-                    )
-                ):
+                    (core.idle or len(core.slots) + core.opening < core.max_size)
+                    and core.waiting > core.opening
+                ) or (core.refill or core.oversized):
                     core.reconcile()
             else:
                 core.enqueue(self, future, deadline)
@@ -157,13 +154,7 @@ class Lease(Waiter, Generic[R]):
                 raise
             now = monotonic()
             waited = now - started
-            # SummaryRecorder.add, inlined (as in lease_to).
-            record = core.wait_times
-            record.total += waited
-            if waited > record.max:
-                record.max = waited
-            index = _floor(_log2(waited) * _SCALE + _OFFSET) if waited > _FLOOR else 0
-            record.buckets[index if index < _BUCKETS else _BUCKETS - 1] += 1
+            core.wait_times.pending.append(waited)  # as in lease_to
             slot.leased_at = now
             slot.owner = owner
             if runner.slow_acquire is not None and waited > runner.slow_acquire:
@@ -202,14 +193,10 @@ class Lease(Waiter, Generic[R]):
         if slot.leak_timer is not None:
             slot.leak_timer.cancel()
             slot.leak_timer = None
-        # SummaryRecorder.add, inlined (as in release).
-        held = now - slot.leased_at
-        hold = core.hold_times
-        hold.total += held
-        if held > hold.max:
-            hold.max = held
-        index = _floor(_log2(held) * _SCALE + _OFFSET) if held > _FLOOR else 0
-        hold.buckets[index if index < _BUCKETS else _BUCKETS - 1] += 1
+        pending = core.hold_times.pending  # as in release
+        pending.append(now - slot.leased_at)
+        if len(pending) >= BATCH:
+            core.fold_times()
         waiters = core.waiters
         while waiters:  # PoolCore._hand_over, inlined
             lease = waiters.popleft()
