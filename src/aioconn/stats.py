@@ -79,7 +79,7 @@ class Summary:
 
 _FLOOR = 1e-6  # durations up to a microsecond share the first bucket
 _GROWTH = math.log(1.05)  # each bucket is 5 % wider than the previous one
-_BUCKETS = 512  # 1 µs * 1.05**510 ≈ 6.3e4 s: longer durations share the last bucket
+_BUCKETS = 512  # 1 µs * 1.05**510 ≈ 6.4e4 s: longer durations share the last bucket
 # Bucket i (1 <= i < _BUCKETS - 1) holds the durations in (_EDGES[i - 1], _EDGES[i]]; bucket 0
 # those up to _FLOOR (zeros included), the last those above _EDGES[-1].
 _EDGES = tuple(_FLOOR * math.exp(i * _GROWTH) for i in range(_BUCKETS - 1))
