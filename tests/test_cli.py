@@ -7,7 +7,6 @@ import asyncio
 import os
 import signal
 import socket
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ import aioconn
 from aioconn import cli
 from aioconn._cli_toxics import build_toxics
 from aioconn.testing import EchoServer
+from process_helpers import start_cli
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -223,14 +223,7 @@ def test_direction_both_applies_to_unprefixed_toxics() -> None:
 
 
 async def _start(*argv: str) -> tuple[asyncio.subprocess.Process, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "aioconn",
-        *argv,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await start_cli(*argv)
     assert process.stdout is not None
     return process, (await process.stdout.readline()).decode()
 

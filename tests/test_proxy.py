@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator
 
 import pytest
@@ -23,6 +22,7 @@ from aioconn.testing import (
     timeout,
 )
 from conftest import open_socket_count
+from process_helpers import start_cli
 
 Client = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -403,10 +403,7 @@ async def test_names_are_unique_and_parameters_checked(proxy: ChaosProxy) -> Non
 
 
 async def test_cli_proxy_forwards_with_latency_until_interrupted(echo_server: EchoServer) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "aioconn",
+    process = await start_cli(
         "proxy",
         "--listen",
         "127.0.0.1:0",
@@ -416,7 +413,7 @@ async def test_cli_proxy_forwards_with_latency_until_interrupted(echo_server: Ec
         "0.05",
         "--seed",
         "3",
-        stdout=asyncio.subprocess.PIPE,
+        pipe_stderr=False,
     )
     try:
         assert process.stdout is not None
